@@ -1,0 +1,1 @@
+//! Test harness: starts real peers (sigild, oidc-provider, PostgreSQL) for end-to-end tests.
