@@ -1,12 +1,198 @@
-use super::TokenError;
-use crate::identity::Principal;
+//! The whole check of one ID token: issuer, key, signature, claims, then identity.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::jwks::KeyCache;
+use super::keys::{asymmetric_alg, select};
+use super::{TokenError, jwt};
+use crate::config::IssuersConfig;
+use crate::identity::{Principal, principal_from_claims};
+
+/// Tolerated clock difference between the CA and issuers, for `exp`, `nbf` and `iat`.
+pub const CLOCK_SKEW_SECS: i64 = 30;
+
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Verifies ID tokens from the configured issuers and maps them to a [`Principal`].
-pub struct TokenVerifier {}
+/// Cheap to share behind an `Arc`; keys are cached inside.
+pub struct TokenVerifier {
+    issuers: IssuersConfig,
+    keys: KeyCache,
+    clock: Clock,
+}
 
 impl TokenVerifier {
+    pub fn new(issuers: IssuersConfig) -> Result<TokenVerifier, reqwest::Error> {
+        Ok(TokenVerifier {
+            issuers,
+            keys: KeyCache::new()?,
+            clock: Arc::new(SystemTime::now),
+        })
+    }
+
+    /// Replaces the wall clock used for `exp`/`nbf`/`iat` (tests, replay tooling).
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn issuers(&self) -> &IssuersConfig {
+        &self.issuers
+    }
+
+    /// How many discovery+JWKS fetches happened so far (all issuers).
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.keys.fetch_count()
+    }
+
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        let _ = token;
-        Err(TokenError::Malformed("not implemented yet".into()))
+        let jwt = jwt::parse(token)?;
+        // The algorithm is judged before the issuer so that "none"/HS* never reach a key.
+        let alg = asymmetric_alg(&jwt.alg)?;
+        let iss = jwt
+            .claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| TokenError::Malformed("the token has no iss claim".into()))?;
+        let config = self
+            .issuers
+            .find(iss)
+            .ok_or_else(|| TokenError::UnknownIssuer(iss.to_string()))?;
+
+        let kid = jwt.kid.as_deref();
+        let keys = self
+            .keys
+            .keys(iss, |keys| select(keys, kid, alg).is_some())
+            .await?;
+        let key = select(&keys, kid, alg).ok_or_else(|| TokenError::UnknownKey {
+            issuer: iss.to_string(),
+            kid: kid.unwrap_or("(none)").to_string(),
+        })?;
+        key.check_alg(&jwt.alg, alg)?;
+        let valid = jsonwebtoken::crypto::verify(
+            jwt.signature,
+            jwt.signing_input.as_bytes(),
+            &key.key,
+            alg,
+        )
+        .map_err(|_| TokenError::BadSignature)?;
+        if !valid {
+            return Err(TokenError::BadSignature);
+        }
+
+        check_audience(&jwt.claims, &config.client_id)?;
+        check_times(&jwt.claims, unix_now(&self.clock))?;
+        Ok(principal_from_claims(config, &jwt.claims)?)
+    }
+}
+
+fn unix_now(clock: &Clock) -> i64 {
+    match clock().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs() as i64),
+    }
+}
+
+fn check_audience(
+    claims: &serde_json::Map<String, Value>,
+    client_id: &str,
+) -> Result<(), TokenError> {
+    let ok = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == client_id,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(TokenError::WrongAudience {
+            expected: client_id.to_string(),
+        })
+    }
+}
+
+fn numeric_date(
+    claims: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<i64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| TokenError::Malformed(format!("the {name} claim is not a number"))),
+    }
+}
+
+fn check_times(claims: &serde_json::Map<String, Value>, now: i64) -> Result<(), TokenError> {
+    let exp = numeric_date(claims, "exp")?
+        .ok_or_else(|| TokenError::Malformed("the token has no exp claim".into()))?;
+    if now > exp.saturating_add(CLOCK_SKEW_SECS) {
+        return Err(TokenError::Expired);
+    }
+    for name in ["nbf", "iat"] {
+        if let Some(t) = numeric_date(claims, name)?
+            && t > now.saturating_add(CLOCK_SKEW_SECS)
+        {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(v: Value) -> serde_json::Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn audience_string_or_array() {
+        assert!(check_audience(&map(json!({"aud": "sigstore"})), "sigstore").is_ok());
+        assert!(check_audience(&map(json!({"aud": ["x", "sigstore"]})), "sigstore").is_ok());
+        for bad in [json!({"aud": "other"}), json!({"aud": ["x"]}), json!({})] {
+            assert!(matches!(
+                check_audience(&map(bad), "sigstore"),
+                Err(TokenError::WrongAudience { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn time_claims_with_skew() {
+        let now = 1_000_000;
+        assert!(check_times(&map(json!({"exp": now + 10, "iat": now})), now).is_ok());
+        assert!(
+            check_times(&map(json!({"exp": now - 20})), now).is_ok(),
+            "within skew"
+        );
+        assert!(matches!(
+            check_times(&map(json!({"exp": now - 31})), now),
+            Err(TokenError::Expired)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({"exp": now + 600, "nbf": now + 31})), now),
+            Err(TokenError::NotYetValid)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({"exp": now + 600, "iat": now + 120})), now),
+            Err(TokenError::NotYetValid)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({})), now),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            check_times(&map(json!({"exp": "soon"})), now),
+            Err(TokenError::Malformed(_))
+        ));
     }
 }

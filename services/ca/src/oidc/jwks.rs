@@ -1,0 +1,218 @@
+//! OIDC discovery + JWKS per issuer, cached; refreshed on expiry and (rate-limited) on an
+//! unknown `kid`, so key rotation works without letting forged kids hammer the issuer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::TokenError;
+use super::keys::VerifyKey;
+
+/// At most one refresh per issuer in this window when a token names an unknown key.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Key-set lifetime when the JWKS response has no `Cache-Control: max-age`.
+pub const DEFAULT_KEYS_TTL: Duration = Duration::from_secs(300);
+const MAX_KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// After a failed first fetch, callers get the error without a new attempt for this long.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) type KeySet = Arc<Vec<VerifyKey>>;
+
+struct Cached {
+    keys: KeySet,
+    fetched: Instant,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct IssuerState {
+    cached: Option<Cached>,
+    last_failure: Option<(Instant, String)>,
+}
+
+pub(crate) struct KeyCache {
+    http: reqwest::Client,
+    issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<IssuerState>>>>,
+    fetches: AtomicU64,
+}
+
+fn unavailable(issuer: &str, reason: impl Into<String>) -> TokenError {
+    TokenError::IssuerUnavailable {
+        issuer: issuer.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl KeyCache {
+    pub fn new() -> Result<KeyCache, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()?;
+        Ok(KeyCache {
+            http,
+            issuers: Mutex::new(HashMap::new()),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The issuer's keys; refetched first if expired, or if `satisfied` says the cached set
+    /// lacks the wanted key and the last fetch is older than [`MIN_REFRESH_INTERVAL`].
+    pub async fn keys(
+        &self,
+        issuer: &str,
+        satisfied: impl Fn(&[VerifyKey]) -> bool,
+    ) -> Result<KeySet, TokenError> {
+        let entry = {
+            let mut map = self.issuers.lock().expect("key cache lock poisoned");
+            map.entry(issuer.to_string()).or_default().clone()
+        };
+        // One fetch per issuer at a time; concurrent callers wait and then reuse its result.
+        let mut state = entry.lock().await;
+        let now = Instant::now();
+        let must_fetch = match &state.cached {
+            None => true,
+            Some(c) if now >= c.expires => now >= c.fetched + MIN_REFRESH_INTERVAL,
+            Some(c) => !satisfied(&c.keys) && now >= c.fetched + MIN_REFRESH_INTERVAL,
+        };
+        if must_fetch {
+            if let (None, Some((at, reason))) = (&state.cached, &state.last_failure)
+                && now < *at + FAILURE_BACKOFF
+            {
+                return Err(unavailable(issuer, reason.clone()));
+            }
+            match self.fetch(issuer).await {
+                Ok((keys, ttl)) => {
+                    state.cached = Some(Cached {
+                        keys: Arc::new(keys),
+                        fetched: now,
+                        expires: now + ttl,
+                    });
+                    state.last_failure = None;
+                }
+                Err(reason) => {
+                    tracing::warn!(issuer, %reason, "refreshing issuer keys failed");
+                    state.last_failure = Some((now, reason.clone()));
+                    match &mut state.cached {
+                        // Keep serving the last good keys rather than failing every token.
+                        Some(c) => c.fetched = now,
+                        None => return Err(unavailable(issuer, reason)),
+                    }
+                }
+            }
+        }
+        Ok(state
+            .cached
+            .as_ref()
+            .expect("keys are cached after a successful fetch")
+            .keys
+            .clone())
+    }
+
+    async fn fetch(&self, issuer: &str) -> Result<(Vec<VerifyKey>, Duration), String> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sigil_ca_jwks_fetches_total").increment(1);
+        let discovery_url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let (discovery, _) = self.get_json(&discovery_url).await?;
+        // OIDC Discovery §4.3: the document must name the issuer we asked about.
+        if discovery.get("issuer").and_then(Value::as_str) != Some(issuer) {
+            return Err("its discovery document names a different issuer".into());
+        }
+        let jwks_uri = discovery
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .ok_or("its discovery document has no jwks_uri")?;
+        if issuer.starts_with("https://") && !jwks_uri.starts_with("https://") {
+            return Err("its jwks_uri is not https".into());
+        }
+        let (jwks, max_age) = self.get_json(jwks_uri).await?;
+        let keys: Vec<VerifyKey> = jwks
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("its JWKS has no keys array")?
+            .iter()
+            .filter_map(VerifyKey::from_jwk_json)
+            .collect();
+        if keys.is_empty() {
+            return Err("its JWKS has no usable signing keys".into());
+        }
+        let ttl = max_age
+            .unwrap_or(DEFAULT_KEYS_TTL)
+            .clamp(MIN_REFRESH_INTERVAL, MAX_KEYS_TTL);
+        Ok((keys, ttl))
+    }
+
+    async fn get_json(&self, url: &str) -> Result<(Value, Option<Duration>), String> {
+        let mut response = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: HTTP {}", response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("GET {url}: {}", e.without_url()))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("GET {url}: response too large"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let value = serde_json::from_slice(&body).map_err(|_| format!("GET {url}: not JSON"))?;
+        Ok((value, max_age))
+    }
+}
+
+fn parse_max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|directive| {
+        let (name, value) = directive.trim().split_once('=')?;
+        if name.trim().eq_ignore_ascii_case("max-age") {
+            value
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .ok()
+                .map(Duration::from_secs)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            parse_max_age("public, max-age=600, must-revalidate"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(parse_max_age("no-cache"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}

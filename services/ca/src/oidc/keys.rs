@@ -1,0 +1,142 @@
+//! Issuer public keys (from a JWKS) and which JWS algorithms each may verify.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+use super::TokenError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    Rsa,
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl KeyType {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "RSA",
+            KeyType::EcP256 => "EC P-256",
+            KeyType::EcP384 => "EC P-384",
+            KeyType::Ed25519 => "Ed25519",
+        }
+    }
+
+    fn accepts(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        match self {
+            KeyType::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
+            KeyType::EcP256 => alg == ES256,
+            KeyType::EcP384 => alg == ES384,
+            KeyType::Ed25519 => alg == EdDSA,
+        }
+    }
+}
+
+/// One usable signing key of an issuer.
+pub(crate) struct VerifyKey {
+    pub kid: Option<String>,
+    pub key_type: KeyType,
+    /// The JWK's own `alg`, if it pins one.
+    pub pinned_alg: Option<String>,
+    pub key: DecodingKey,
+}
+
+impl VerifyKey {
+    /// Reads one JWKS entry; `None` for entries we cannot or must not use (encryption keys,
+    /// symmetric keys, unknown curves). An RSA key under 2048 bits is also skipped.
+    pub fn from_jwk_json(value: &Value) -> Option<VerifyKey> {
+        if value
+            .get("use")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u != "sig")
+        {
+            return None;
+        }
+        let jwk: Jwk = serde_json::from_value(value.clone()).ok()?;
+        let key_type = match &jwk.algorithm {
+            AlgorithmParameters::RSA(p) => {
+                let modulus = base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    p.n.trim_end_matches('='),
+                )
+                .ok()?;
+                let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return None;
+                }
+                KeyType::Rsa
+            }
+            AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                EllipticCurve::P256 => KeyType::EcP256,
+                EllipticCurve::P384 => KeyType::EcP384,
+                _ => return None,
+            },
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                KeyType::Ed25519
+            }
+            _ => return None,
+        };
+        let key = DecodingKey::from_jwk(&jwk).ok()?;
+        Some(VerifyKey {
+            kid: jwk.common.key_id.clone(),
+            key_type,
+            pinned_alg: value.get("alg").and_then(Value::as_str).map(str::to_string),
+            key,
+        })
+    }
+
+    /// Refuses a header algorithm this key cannot have produced (e.g. RS256 on an EC key).
+    pub fn check_alg(&self, alg_name: &str, alg: Algorithm) -> Result<(), TokenError> {
+        let pinned_ok = self.pinned_alg.as_deref().is_none_or(|p| p == alg_name);
+        if self.key_type.accepts(alg) && pinned_ok {
+            Ok(())
+        } else {
+            Err(TokenError::AlgorithmKeyMismatch {
+                alg: alg_name.to_string(),
+                key_type: self.key_type.name(),
+            })
+        }
+    }
+}
+
+/// Maps a header `alg` to an asymmetric algorithm we verify, with a distinct error for each
+/// class of refusal.
+pub(crate) fn asymmetric_alg(alg: &str) -> Result<Algorithm, TokenError> {
+    match alg {
+        "RS256" => Ok(Algorithm::RS256),
+        "RS384" => Ok(Algorithm::RS384),
+        "RS512" => Ok(Algorithm::RS512),
+        "PS256" => Ok(Algorithm::PS256),
+        "PS384" => Ok(Algorithm::PS384),
+        "PS512" => Ok(Algorithm::PS512),
+        "ES256" => Ok(Algorithm::ES256),
+        "ES384" => Ok(Algorithm::ES384),
+        "EdDSA" | "Ed25519" => Ok(Algorithm::EdDSA),
+        a if a.eq_ignore_ascii_case("none") => Err(TokenError::AlgNone),
+        a if a.to_ascii_uppercase().starts_with("HS") => {
+            Err(TokenError::SymmetricAlgorithm(a.to_string()))
+        }
+        other => Err(TokenError::UnsupportedAlgorithm(other.to_string())),
+    }
+}
+
+/// Picks the key named by `kid`; without a `kid`, the only key that fits the algorithm.
+pub(crate) fn select<'a>(
+    keys: &'a [VerifyKey],
+    kid: Option<&str>,
+    alg: Algorithm,
+) -> Option<&'a VerifyKey> {
+    match kid {
+        Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+        None => {
+            let mut fitting = keys.iter().filter(|k| k.key_type.accepts(alg));
+            match (fitting.next(), fitting.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    }
+}
