@@ -1,0 +1,418 @@
+//! Durable storage for log engines: SQLite (the embedded default) or PostgreSQL, through sqlx.
+//!
+//! Both backends run the same SQL (numbered `$n` parameters work in both); the `with_db!`
+//! macro expands one body per backend so there is a single code path to review.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sigil_proto::merkle::{Hash, NodeId};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
+
+use crate::engine::{StoredEntry, TreeHead};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(
+        "another sigild already holds the log {0}; one writer per log keeps the tree from forking"
+    )]
+    Locked(String),
+    #[error("cannot lock {path}: {source}")]
+    LockFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool for reads plus, per log, a dedicated writer connection.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+    // Held for the life of the process: a second sigild on the same SQLite file stops here.
+    _lock: Option<std::sync::Arc<File>>,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+macro_rules! with_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The single writer of one log: a connection owned by the sequencer.
+pub enum Writer {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+macro_rules! with_writer {
+    ($w:expr, $conn:ident => $body:expr) => {
+        match $w {
+            Writer::Sqlite($conn) => $body,
+            Writer::Postgres($conn) => $body,
+        }
+    };
+}
+
+/// Everything one batch writes, committed in one transaction.
+pub struct BatchWrite<'a> {
+    pub log_id: i64,
+    pub entries: &'a [NewRow],
+    pub nodes: &'a [(NodeId, Hash)],
+    pub head: TreeHead,
+}
+
+pub struct NewRow {
+    pub index: u64,
+    pub leaf_hash: Hash,
+    pub leaf: Vec<u8>,
+    pub extra: Vec<u8>,
+    pub timestamp_ms: u64,
+    pub index_keys: Vec<String>,
+}
+
+// Bind counts per multi-row INSERT stay well below SQLite's and PostgreSQL's limits.
+const ROWS_PER_INSERT: usize = 500;
+
+impl Store {
+    /// Opens (creating if needed) `sigil.db` in `data_dir`, in WAL mode with full fsync on
+    /// commit: an acknowledged entry must survive a crash.
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::LockFile {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let lock_path = data_dir.join("sigil.db.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| StoreError::LockFile {
+                path: lock_path.clone(),
+                source,
+            })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(lock_path.display().to_string()));
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::LockFile {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("sigil.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            db: Db::Sqlite(pool),
+            _lock: Some(std::sync::Arc::new(lock)),
+        })
+    }
+
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
+        Ok(Store {
+            db: Db::Postgres(pool),
+            _lock: None,
+        })
+    }
+
+    /// `postgres://…` opens PostgreSQL; anything else is refused (SQLite is opened by data dir).
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        match database_url {
+            Some(url) => Store::open_postgres(url).await,
+            None => Store::open_sqlite(data_dir).await,
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Finds or creates the log called `name`; returns (log_id, tree_id).
+    pub async fn ensure_log(&self, name: &str, now_ms: u64) -> Result<(i64, i64), StoreError> {
+        let tree_id = loop {
+            // Rekor tree IDs are positive int64s and must be non-zero.
+            let candidate = (rand::random::<u64>() >> 1) as i64;
+            if candidate != 0 {
+                break candidate;
+            }
+        };
+        with_db!(&self.db, pool => {
+            let next_id: i64 = sqlx::query("SELECT COALESCE(MAX(id), 0) + 1 FROM logs")
+                .fetch_one(pool).await?.get(0);
+            sqlx::query("INSERT INTO logs (id, name, tree_id, created_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING")
+                .bind(next_id).bind(name).bind(tree_id).bind(now_ms as i64)
+                .execute(pool).await?;
+            let row = sqlx::query("SELECT id, tree_id FROM logs WHERE name = $1")
+                .bind(name).fetch_one(pool).await?;
+            Ok((row.get(0), row.get(1)))
+        })
+    }
+
+    /// Takes the writer connection for a log. On PostgreSQL it holds an advisory lock for
+    /// the connection's lifetime, so a second sigild on the same database cannot also write.
+    pub async fn writer(&self, log_id: i64, log_name: &str) -> Result<Writer, StoreError> {
+        match &self.db {
+            Db::Sqlite(pool) => Ok(Writer::Sqlite(pool.acquire().await?)),
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                // Key space: a fixed prefix so sigil's locks do not collide with other apps.
+                let key: i64 = 0x5161_0000_0000 + log_id;
+                let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    .get(0);
+                if !got {
+                    return Err(StoreError::Locked(log_name.to_string()));
+                }
+                Ok(Writer::Postgres(conn))
+            }
+        }
+    }
+
+    pub async fn tree_head(&self, log_id: i64) -> Result<Option<TreeHead>, StoreError> {
+        with_db!(&self.db, pool => {
+            let row = sqlx::query("SELECT size, root, timestamp_ms FROM tree_heads WHERE log_id = $1")
+                .bind(log_id).fetch_optional(pool).await?;
+            row.map(|r| {
+                let root: Vec<u8> = r.get(1);
+                Ok(TreeHead {
+                    size: r.get::<i64, _>(0) as u64,
+                    root: to_hash(&root)?,
+                    timestamp_ms: r.get::<i64, _>(2) as u64,
+                })
+            }).transpose()
+        })
+    }
+
+    /// Hashes of complete subtrees; every requested node must exist.
+    pub async fn nodes(&self, log_id: i64, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        // Proofs need O(log n) nodes; one indexed point read each keeps the SQL simple and
+        // both backends answer them from cache.
+        with_db!(&self.db, pool => {
+            for id in ids {
+                let row = if id.level == 0 {
+                    sqlx::query("SELECT leaf_hash FROM entries WHERE log_id = $1 AND idx = $2")
+                        .bind(log_id).bind(id.index as i64).fetch_optional(pool).await?
+                } else {
+                    sqlx::query("SELECT hash FROM nodes WHERE log_id = $1 AND level = $2 AND idx = $3")
+                        .bind(log_id).bind(id.level as i32).bind(id.index as i64).fetch_optional(pool).await?
+                };
+                let row = row.ok_or_else(|| StoreError::Corrupt(format!("missing node {id:?}")))?;
+                let hash: Vec<u8> = row.get(0);
+                out.push(to_hash(&hash)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Consecutive hashes at one level, for tiles: `[start, start + count)`.
+    pub async fn level_hashes(
+        &self,
+        log_id: i64,
+        level: u8,
+        start: u64,
+        count: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let end = (start + count) as i64;
+        with_db!(&self.db, pool => {
+            let rows = if level == 0 {
+                sqlx::query("SELECT leaf_hash FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx")
+                    .bind(log_id).bind(start as i64).bind(end).fetch_all(pool).await?
+            } else {
+                sqlx::query("SELECT hash FROM nodes WHERE log_id = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx")
+                    .bind(log_id).bind(level as i32).bind(start as i64).bind(end).fetch_all(pool).await?
+            };
+            if rows.len() as u64 != count {
+                return Err(StoreError::Corrupt(format!("level {level} has {} of {count} hashes from {start}", rows.len())));
+            }
+            rows.iter().map(|r| to_hash(&r.get::<Vec<u8>, _>(0))).collect()
+        })
+    }
+
+    pub async fn entries(
+        &self,
+        log_id: i64,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query("SELECT idx, leaf_hash, leaf, extra, timestamp_ms FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx")
+                .bind(log_id).bind(start as i64).bind(end as i64).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok(StoredEntry {
+                index: r.get::<i64, _>(0) as u64,
+                leaf_hash: to_hash(&r.get::<Vec<u8>, _>(1))?,
+                leaf: r.get(2),
+                extra: r.get(3),
+                timestamp_ms: r.get::<i64, _>(4) as u64,
+            })).collect()
+        })
+    }
+
+    pub async fn index_of_leaf_hash(
+        &self,
+        log_id: i64,
+        leaf_hash: &Hash,
+    ) -> Result<Option<u64>, StoreError> {
+        with_db!(&self.db, pool => {
+            let row = sqlx::query("SELECT idx FROM entries WHERE log_id = $1 AND leaf_hash = $2")
+                .bind(log_id).bind(&leaf_hash[..]).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+        })
+    }
+
+    pub async fn search(&self, log_id: i64, key: &str, limit: u64) -> Result<Vec<u64>, StoreError> {
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query("SELECT idx FROM search_index WHERE log_id = $1 AND key = $2 ORDER BY idx LIMIT $3")
+                .bind(log_id).bind(key).bind(limit as i64).fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| r.get::<i64, _>(0) as u64).collect())
+        })
+    }
+
+    /// Which of these leaf hashes are already logged, and where.
+    pub async fn existing_leaves(
+        writer: &mut Writer,
+        log_id: i64,
+        hashes: &[Hash],
+    ) -> Result<Vec<(Hash, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "SELECT leaf_hash, idx FROM entries WHERE log_id = $1 AND leaf_hash IN (",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", i + 2));
+            }
+            sql.push(')');
+            with_writer!(writer, conn => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(log_id);
+                for h in chunk {
+                    q = q.bind(&h[..]);
+                }
+                for r in q.fetch_all(&mut **conn).await? {
+                    out.push((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64));
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes one batch atomically: entries, their search keys, new nodes and the new head.
+    pub async fn commit_batch(
+        writer: &mut Writer,
+        batch: BatchWrite<'_>,
+    ) -> Result<(), StoreError> {
+        with_writer!(writer, conn => {
+            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+            for chunk in batch.entries.chunks(ROWS_PER_INSERT / 6 * 5) {
+                let sql = values_sql("INSERT INTO entries (log_id, idx, leaf_hash, leaf, extra, timestamp_ms) VALUES ", 6, chunk.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for e in chunk {
+                    q = q.bind(batch.log_id).bind(e.index as i64).bind(&e.leaf_hash[..]).bind(&e.leaf[..]).bind(&e.extra[..]).bind(e.timestamp_ms as i64);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            let keys: Vec<(&str, u64)> = batch.entries.iter()
+                .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index)))
+                .collect();
+            for chunk in keys.chunks(ROWS_PER_INSERT / 3) {
+                let sql = values_sql("INSERT INTO search_index (log_id, key, idx) VALUES ", 3, chunk.len()) + " ON CONFLICT DO NOTHING";
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for (k, idx) in chunk {
+                    q = q.bind(batch.log_id).bind(*k).bind(*idx as i64);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for chunk in batch.nodes.chunks(ROWS_PER_INSERT / 4) {
+                let sql = values_sql("INSERT INTO nodes (log_id, level, idx, hash) VALUES ", 4, chunk.len());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                for (id, hash) in chunk {
+                    q = q.bind(batch.log_id).bind(id.level as i32).bind(id.index as i64).bind(&hash[..]);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO tree_heads (log_id, size, root, timestamp_ms) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (log_id) DO UPDATE SET size = excluded.size, root = excluded.root, timestamp_ms = excluded.timestamp_ms")
+                .bind(batch.log_id).bind(batch.head.size as i64).bind(&batch.head.root[..]).bind(batch.head.timestamp_ms as i64)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+fn values_sql(prefix: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(prefix.len() + rows * columns * 5);
+    sql.push_str(prefix);
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("stored hash has {} bytes", bytes.len())))
+}
