@@ -1,1 +1,80 @@
-fn main() {}
+//! `sigild`: sigil's server. Configuration and wiring only; the services live in their crates.
+
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sigild",
+    version,
+    about = "sigil's signing services: transparency log, CT log and certificate authority in one process",
+    long_about = "sigild runs sigil's services in one process: a Rekor-compatible transparency log \
+(with the C2SP tiles read API), a certificate-transparency log, and a Fulcio-compatible CA.\n\n\
+Quick start (embedded SQLite under ./sigil-data):\n  sigild serve --listen 127.0.0.1:3000\n\n\
+Scale-out storage:\n  sigild serve --database-url postgres://user@db/sigil --public-url https://sigil.example.com"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the log (and the CA, when issuers are configured) over HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "SIGIL_LISTEN")]
+    pub listen: SocketAddr,
+    /// Where keys and the embedded SQLite database live.
+    #[arg(long, default_value = "./sigil-data", env = "SIGIL_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://…); without it the log uses SQLite in the data dir.
+    #[arg(long, env = "SIGIL_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The URL clients use to reach this server; names the log in checkpoints.
+    /// Defaults to http://<listen address>.
+    #[arg(long, env = "SIGIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = sigil_log::http::DEFAULT_BODY_LIMIT, env = "SIGIL_MAX_BODY_BYTES")]
+    pub max_body_bytes: usize,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text", env = "SIGIL_LOG_FORMAT")]
+    pub log_format: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // One TLS provider for every client in the process (OIDC discovery, JWKS).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => {
+            init_tracing(&args.log_format);
+            runtime.block_on(serve::serve(args))
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
