@@ -1,0 +1,60 @@
+//! The `sigil` command line. Each subcommand group lives in its own module and exposes an
+//! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
+
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const LONG_ABOUT: &str = "\
+sigil is a Sigstore-compatible client. It verifies Sigstore bundles (v0.1 to v0.3) fully
+offline against a trusted root: certificate chain, embedded SCT, signer identity,
+transparency-log inclusion and checkpoint, signed entry timestamps and RFC 3161 timestamps.
+
+Examples:
+  # Keyless: who must have signed, and which OIDC issuer vouched for them
+  sigil verify-blob release.tar.gz --bundle release.tar.gz.sigstore.json \\
+      --certificate-identity alice@example.com \\
+      --certificate-oidc-issuer https://accounts.example.com \\
+      --trusted-root trusted_root.json
+
+  # A managed key instead of an identity
+  sigil verify-blob release.tar.gz --bundle release.tar.gz.sigstore.json --key cosign.pub \\
+      --trusted-root trusted_root.json
+
+  # Take the trusted root from a sigil server
+  sigil verify-blob app.bin --bundle app.bin.sigstore.json --server https://sigil.example.com \\
+      --certificate-identity-regexp '^https://github.com/acme/' \\
+      --certificate-oidc-issuer https://token.actions.githubusercontent.com
+
+Exit codes: 0 verified, 1 verification failed, 2 usage or input error.";
+
+#[derive(Debug, Parser)]
+#[command(name = "sigil", version, about = "Sign and verify artifacts with Sigstore-compatible bundles", long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    VerifyBlob(Box<verify::VerifyBlobArgs>),
+    VerifyBundle(verify::VerifyBundleArgs),
+}
+
+/// Exit codes shared by every subcommand.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::VerifyBlob(args) => verify::verify_blob(*args),
+        Command::VerifyBundle(args) => verify::verify_bundle_conformance(args),
+    };
+    ExitCode::from(code)
+}

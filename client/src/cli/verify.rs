@@ -1,0 +1,315 @@
+//! `sigil verify-blob` and the sigstore-conformance `sigil verify-bundle`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use sigil_proto::bundle::Bundle;
+
+use super::exit;
+use crate::trust_source::{TrustSource, load_trusted_root};
+use crate::verify::{
+    Artifact, GithubClaims, IdentityPolicy, Matcher, Policy, PublicKey, VerifiedBundle,
+    VerifyError, verify_bundle,
+};
+
+const VERIFY_BLOB_ABOUT: &str = "\
+Verify a Sigstore bundle for a file, offline.
+
+Keyless bundles need the expected signer: --certificate-identity (or -regexp) AND
+--certificate-oidc-issuer (or -regexp). Keyed bundles need --key. The trusted root comes
+from --trusted-root, --trust-config (a ClientTrustConfig), --server (GET <URL>/api/v1/trusted-root),
+or by default $SIGIL_TRUSTED_ROOT / ~/.config/sigil/trusted_root.json.
+
+Regular expressions match anywhere in the value (as in cosign); anchor them with ^...$.
+
+Examples:
+  sigil verify-blob a.txt --bundle a.txt.sigstore.json --trusted-root trusted_root.json \\
+      --certificate-identity alice@example.com --certificate-oidc-issuer https://issuer.example
+  sigil verify-blob a.txt --key cosign.pub --trust-config trust_config.json --output json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(about = "Verify a file against its Sigstore bundle", long_about = VERIFY_BLOB_ABOUT)]
+pub struct VerifyBlobArgs {
+    /// The signed file.
+    pub file: PathBuf,
+    /// The bundle [default: FILE.sigstore.json].
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Expected signer identity (SAN: email or URI), exact match.
+    #[arg(long, conflicts_with_all = ["certificate_identity_regexp", "key"])]
+    pub certificate_identity: Option<String>,
+    /// Expected signer identity as a regular expression.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_identity_regexp: Option<String>,
+    /// Expected OIDC issuer, exact match.
+    #[arg(long, conflicts_with_all = ["certificate_oidc_issuer_regexp", "key"])]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Expected OIDC issuer as a regular expression.
+    #[arg(long, conflicts_with = "key")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// GitHub Actions: expected event that triggered the workflow (e.g. push).
+    #[arg(long)]
+    pub certificate_github_workflow_trigger: Option<String>,
+    /// GitHub Actions: expected commit SHA.
+    #[arg(long)]
+    pub certificate_github_workflow_sha: Option<String>,
+    /// GitHub Actions: expected workflow name.
+    #[arg(long)]
+    pub certificate_github_workflow_name: Option<String>,
+    /// GitHub Actions: expected repository (owner/name).
+    #[arg(long)]
+    pub certificate_github_workflow_repository: Option<String>,
+    /// GitHub Actions: expected git ref (e.g. refs/heads/main).
+    #[arg(long)]
+    pub certificate_github_workflow_ref: Option<String>,
+    /// PEM public key for bundles signed with a managed key.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct TrustArgs {
+    /// Trusted root JSON (dev.sigstore.trustroot.v1.TrustedRoot).
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+    /// ClientTrustConfig JSON (trusted root + signing config).
+    #[arg(long)]
+    pub trust_config: Option<PathBuf>,
+    /// A sigil server to fetch the trusted root from.
+    #[arg(long)]
+    pub server: Option<String>,
+}
+
+impl TrustArgs {
+    fn source(&self) -> TrustSource {
+        if let Some(p) = &self.trusted_root {
+            TrustSource::TrustedRoot(p.clone())
+        } else if let Some(p) = &self.trust_config {
+            TrustSource::TrustConfig(p.clone())
+        } else if let Some(u) = &self.server {
+            TrustSource::Server(u.clone())
+        } else {
+            TrustSource::Default { staging: false }
+        }
+    }
+}
+
+/// The sigstore-conformance protocol:
+/// `verify-bundle [--staging] --bundle FILE (--certificate-identity ID --certificate-oidc-issuer URL | --key KEY) [--trusted-root F] FILE_OR_sha256:DIGEST`.
+#[derive(Debug, Args)]
+#[command(about = "Verify a bundle (sigstore-conformance protocol)")]
+pub struct VerifyBundleArgs {
+    /// Use the staging trusted root as the default.
+    #[arg(long)]
+    pub staging: bool,
+    #[arg(long)]
+    pub bundle: PathBuf,
+    #[arg(long, requires = "certificate_oidc_issuer", conflicts_with = "key")]
+    pub certificate_identity: Option<String>,
+    #[arg(long, requires = "certificate_identity", conflicts_with = "key")]
+    pub certificate_oidc_issuer: Option<String>,
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
+    /// The artifact file, or `sha256:<hex>` for its digest.
+    pub artifact: String,
+}
+
+/// A failure already classified by exit code.
+enum Failure {
+    Usage(String),
+    Verify(VerifyError),
+}
+
+impl From<VerifyError> for Failure {
+    fn from(e: VerifyError) -> Self {
+        Failure::Verify(e)
+    }
+}
+
+fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+fn load_key(path: &Path) -> Result<PublicKey, Failure> {
+    let pem = read_file(path, "public key")?;
+    let text = String::from_utf8(pem)
+        .map_err(|_| Failure::Usage(format!("{} is not a PEM file", path.display())))?;
+    PublicKey::from_pem(&text).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
+fn matcher(
+    exact: &Option<String>,
+    regexp: &Option<String>,
+    flag: &str,
+) -> Result<Option<Matcher>, Failure> {
+    match (exact, regexp) {
+        (Some(s), _) => Ok(Some(Matcher::Exact(s.clone()))),
+        (None, Some(r)) => Matcher::regex(r)
+            .map(Some)
+            .map_err(|e| Failure::Usage(format!("--{flag}-regexp: {e}"))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_bundle(path: &Path) -> Result<Bundle, Failure> {
+    let bytes = read_file(path, "bundle")?;
+    Bundle::from_json(&bytes).map_err(|e| Failure::Verify(VerifyError::BundleFormat(e.to_string())))
+}
+
+/// Runs one verification, reading the artifact itself unless it is a `sha256:` digest.
+fn verify_artifact(
+    artifact: &str,
+    bundle: &Bundle,
+    policy: &Policy,
+    source: &TrustSource,
+) -> Result<VerifiedBundle, Failure> {
+    let root = load_trusted_root(source).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(hex_digest) = artifact.strip_prefix("sha256:") {
+        let digest: [u8; 32] = hex::decode(hex_digest)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| Failure::Usage(format!("{artifact:?} is not sha256:<64 hex digits>")))?;
+        return Ok(verify_bundle(
+            bundle,
+            Artifact::Sha256(digest),
+            policy,
+            &root,
+        )?);
+    }
+    let bytes = read_file(Path::new(artifact), "artifact")?;
+    Ok(verify_bundle(
+        bundle,
+        Artifact::Bytes(&bytes),
+        policy,
+        &root,
+    )?)
+}
+
+fn report(result: Result<VerifiedBundle, Failure>, output: OutputFormat) -> u8 {
+    match (result, output) {
+        (Ok(v), OutputFormat::Json) => {
+            let mut json = serde_json::to_value(&v).unwrap_or_default();
+            json["verified"] = serde_json::Value::Bool(true);
+            println!("{json}");
+            exit::OK
+        }
+        (Ok(v), OutputFormat::Text) => {
+            let who = match &v.signer {
+                crate::verify::VerifiedSigner::Certificate { identities, issuer } => {
+                    format!(
+                        "{} (issuer {})",
+                        identities.join(", "),
+                        issuer.as_deref().unwrap_or("?")
+                    )
+                }
+                crate::verify::VerifiedSigner::Key => "the given public key".to_string(),
+            };
+            println!(
+                "Verified OK: signed by {who}; log entry {} at {}",
+                v.log_index, v.log_url
+            );
+            exit::OK
+        }
+        (Err(Failure::Usage(msg)), _) => {
+            eprintln!("error: {msg}");
+            exit::USAGE
+        }
+        (Err(Failure::Verify(e)), OutputFormat::Json) => {
+            println!(
+                "{}",
+                serde_json::json!({"verified": false, "error": e.to_string()})
+            );
+            exit::FAILED
+        }
+        (Err(Failure::Verify(e)), OutputFormat::Text) => {
+            eprintln!("verification failed: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+pub fn verify_blob(args: VerifyBlobArgs) -> u8 {
+    report(run_verify_blob(&args), args.output)
+}
+
+fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
+    let policy = match &args.key {
+        Some(path) => Policy::Key(load_key(path)?),
+        None => {
+            let identity = matcher(&args.certificate_identity, &args.certificate_identity_regexp, "certificate-identity")?
+                .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-identity or --certificate-identity-regexp (or use --key)".into()))?;
+            let issuer = matcher(&args.certificate_oidc_issuer, &args.certificate_oidc_issuer_regexp, "certificate-oidc-issuer")?
+                .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp".into()))?;
+            Policy::Identity(IdentityPolicy {
+                identity,
+                issuer,
+                github: GithubClaims {
+                    trigger: args.certificate_github_workflow_trigger.clone(),
+                    sha: args.certificate_github_workflow_sha.clone(),
+                    name: args.certificate_github_workflow_name.clone(),
+                    repository: args.certificate_github_workflow_repository.clone(),
+                    git_ref: args.certificate_github_workflow_ref.clone(),
+                },
+            })
+        }
+    };
+    let bundle_path = args.bundle.clone().unwrap_or_else(|| {
+        let mut p = args.file.clone().into_os_string();
+        p.push(".sigstore.json");
+        PathBuf::from(p)
+    });
+    let bundle = parse_bundle(&bundle_path)?;
+    verify_artifact(
+        &args.file.to_string_lossy(),
+        &bundle,
+        &policy,
+        &args.trust.source(),
+    )
+}
+
+pub fn verify_bundle_conformance(args: VerifyBundleArgs) -> u8 {
+    report(run_verify_bundle(&args), OutputFormat::Text)
+}
+
+fn run_verify_bundle(args: &VerifyBundleArgs) -> Result<VerifiedBundle, Failure> {
+    let policy = match (
+        &args.key,
+        &args.certificate_identity,
+        &args.certificate_oidc_issuer,
+    ) {
+        (Some(path), _, _) => Policy::Key(load_key(path)?),
+        (None, Some(id), Some(iss)) => Policy::Identity(IdentityPolicy {
+            identity: Matcher::Exact(id.clone()),
+            issuer: Matcher::Exact(iss.clone()),
+            github: GithubClaims::default(),
+        }),
+        _ => {
+            return Err(Failure::Usage(
+                "pass --certificate-identity and --certificate-oidc-issuer, or --key".into(),
+            ));
+        }
+    };
+    let bundle = parse_bundle(&args.bundle)?;
+    let source = match &args.trusted_root {
+        Some(p) => TrustSource::TrustedRoot(p.clone()),
+        None => TrustSource::Default {
+            staging: args.staging,
+        },
+    };
+    verify_artifact(&args.artifact, &bundle, &policy, &source)
+}

@@ -1,0 +1,8 @@
+//! The sigil client: offline verification of Sigstore bundles (and, later, signing).
+//!
+//! `verify` is the reusable library; `cli` holds the `sigil` command line, one module per
+//! subcommand group, so that adding a subcommand is a local change.
+
+pub mod cli;
+pub mod trust_source;
+pub mod verify;
