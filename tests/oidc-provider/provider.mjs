@@ -1,7 +1,7 @@
 // A real OpenID Provider for sigil's tests: npm oidc-provider with CIBA poll mode, so a test
 // gets an ID token with two POSTs and no browser. Started by tests/src/oidc_provider.rs.
 //
-// usage: node provider.mjs [--alg RS256|PS256|ES256] [--lifetime SECONDS]
+// usage: node provider.mjs [--alg RS256|PS256|ES256|EdDSA] [--port N] [--lifetime SECONDS]
 // prints one line {"port": N, "issuer": "http://127.0.0.1:N"} on stdout once it serves.
 // Exits when stdin closes (the test process went away) or after --lifetime seconds.
 
@@ -16,6 +16,7 @@ const option = (name, fallback) => {
 };
 const alg = option('--alg', 'RS256');
 const lifetimeSecs = Number(option('--lifetime', '600'));
+const listenPort = Number(option('--port', '0'));
 
 // Client ids the harness knows: tokens for the second one carry the wrong audience for sigil.
 const CLIENT_IDS = ['sigstore', 'not-sigstore'];
@@ -44,13 +45,14 @@ function signingKey(type, options, keyAlg) {
 const keys = [
   signingKey('rsa', { modulusLength: 2048 }, alg === 'PS256' ? 'PS256' : 'RS256'),
   signingKey('ec', { namedCurve: 'P-256' }, 'ES256'),
+  signingKey('ed25519', {}, 'EdDSA'),
 ];
 
 // Claims registered through a JSON login_hint, keyed by sub (the account id).
 const claimsBySub = new Map();
 
 const server = createServer();
-server.listen(0, '127.0.0.1', () => {
+server.listen(listenPort, '127.0.0.1', () => {
   const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
 

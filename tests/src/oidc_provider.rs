@@ -7,12 +7,14 @@
 //! let token = idp.token("alice@example.com").await; // sub = email = alice@example.com, aud = sigstore
 //! // trust it: IssuersConfig::add_email_issuer(idp.issuer_url())
 //! let es = OidcProvider::start_with_alg("ES256");   // a second provider signing with P-256
+//! let gh = idp.token_with_claims("repo:o/r:ref:refs/heads/main",
+//!     serde_json::json!({"repository": "o/r"})).await; // CI-shaped claims
 //! # }
 //! ```
 //!
 //! The provider listens on `127.0.0.1:<free port>` (issuer `http://127.0.0.1:<port>`), serves
-//! discovery and `/jwks` (one RSA-2048 and one P-256 key, fresh per start), and mints tokens
-//! through CIBA poll mode, so no browser is involved. It is killed on drop, exits by itself if
+//! discovery and `/jwks` (RSA-2048, P-256 and Ed25519 keys, fresh per start; [`OidcProvider::rotate_keys`]
+//! replaces them), and mints tokens through CIBA poll mode, so no browser is involved. It is killed on drop, exits by itself if
 //! the test process dies (its stdin closes), and lives at most [`LIFETIME`] anyway.
 //!
 //! `npm ci` runs once into `<target>/sigil-test-peers/` (cached across runs). Missing
@@ -59,54 +61,9 @@ impl OidcProvider {
         OidcProvider::start_with_alg("RS256")
     }
 
-    /// Starts a provider whose ID tokens use `alg`: `RS256`, `PS256` or `ES256`.
+    /// Starts a provider whose ID tokens use `alg`: `RS256`, `PS256`, `ES256` or `EdDSA`.
     pub fn start_with_alg(alg: &str) -> OidcProvider {
-        assert!(
-            matches!(alg, "RS256" | "PS256" | "ES256"),
-            "the test provider signs RS256, PS256 or ES256, not {alg}"
-        );
-        let dir = installed_package();
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let n = STARTED.fetch_add(1, Ordering::Relaxed);
-        let log_path = dir.join(format!("provider-{}-{n}.log", std::process::id()));
-        let log = std::fs::File::create(&log_path).expect("create provider log file");
-        let mut child = Command::new("node")
-            .arg(dir.join(script_file_name()))
-            .args(["--alg", alg, "--lifetime", &LIFETIME.as_secs().to_string()])
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| missing_tool("node", &e.to_string()));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining: the provider logs notices to stdout and dies of EPIPE otherwise.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if !line.trim().is_empty() => line,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("oidc-provider did not report its port within 30 s; its stderr:\n{log}");
-            }
-        };
-        let ready: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| {
-            panic!("oidc-provider printed {line:?}, not its JSON ready line: {e}")
-        });
-        let issuer = ready["issuer"]
-            .as_str()
-            .expect("ready line has the issuer")
-            .to_string();
+        let (child, stdin, issuer, log_path) = spawn(alg, 0);
         OidcProvider {
             child,
             _stdin: stdin,
@@ -115,6 +72,35 @@ impl OidcProvider {
             http: reqwest::Client::new(),
             log_path,
         }
+    }
+
+    /// Restarts the provider on the same port (same issuer URL) with freshly generated keys,
+    /// as an issuer rotating its keys would look to the CA. Earlier tokens stay parseable but
+    /// their `kid`s are gone from the new JWKS.
+    pub fn rotate_keys(&mut self) {
+        let port: u16 = self
+            .issuer
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("issuer URL ends in the port");
+        self.stop();
+        let (child, stdin, issuer, log_path) = spawn(&self.alg, port);
+        assert_eq!(
+            issuer, self.issuer,
+            "restarted provider must keep its issuer URL"
+        );
+        self.child = child;
+        self._stdin = stdin;
+        self.log_path = log_path;
+        // Connections to the old process are dead.
+        self.http = reqwest::Client::new();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
     }
 
     /// `http://127.0.0.1:<port>`: the `iss` of its tokens.
@@ -216,10 +202,59 @@ impl OidcProvider {
 
 impl Drop for OidcProvider {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log_path);
+        self.stop();
     }
+}
+
+/// Starts `provider.mjs` (port 0 = any free port) and waits for its ready line.
+fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
+    assert!(
+        matches!(alg, "RS256" | "PS256" | "ES256" | "EdDSA"),
+        "the test provider signs RS256, PS256, ES256 or EdDSA, not {alg}"
+    );
+    let dir = installed_package();
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, Ordering::Relaxed);
+    let log_path = dir.join(format!("provider-{}-{n}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("create provider log file");
+    let mut child = Command::new("node")
+        .arg(dir.join(script_file_name()))
+        .args(["--alg", alg, "--port", &port.to_string()])
+        .args(["--lifetime", &LIFETIME.as_secs().to_string()])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| missing_tool("node", &e.to_string()));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = tx.send(line);
+        // Keep draining: the provider logs notices to stdout and dies of EPIPE otherwise.
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) if !line.trim().is_empty() => line,
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("oidc-provider did not report its port within 30 s; its stderr:\n{log}");
+        }
+    };
+    let ready: Value = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("oidc-provider printed {line:?}, not its JSON ready line: {e}"));
+    let issuer = ready["issuer"]
+        .as_str()
+        .expect("ready line has the issuer")
+        .to_string();
+    (child, stdin, issuer, log_path)
 }
 
 fn missing_tool(tool: &str, detail: &str) -> ! {

@@ -474,3 +474,48 @@ async fn malformed_tokens_are_refused() {
         assert!(matches!(err, TokenError::Malformed(_)), "{bad:?}: {err:?}");
     }
 }
+
+#[tokio::test]
+async fn eddsa_token_verifies() {
+    let idp = OidcProvider::start_with_alg("EdDSA");
+    let token = idp.token("erin@example.com").await;
+    assert_eq!(parts(&token).0["alg"], "EdDSA");
+    let principal = email_verifier(&idp).verify(&token).await.unwrap();
+    assert_eq!(
+        principal.san,
+        SubjectAltName::Email("erin@example.com".into())
+    );
+}
+
+#[tokio::test]
+async fn rotated_issuer_keys_are_fetched_on_unknown_kid() {
+    let mut idp = OidcProvider::start();
+    let verifier = email_verifier(&idp).with_min_refresh_interval(Duration::ZERO);
+    verifier
+        .verify(&idp.token("alice@example.com").await)
+        .await
+        .unwrap();
+    assert_eq!(verifier.jwks_fetch_count(), 1);
+    idp.rotate_keys();
+    let rotated = idp.token("alice@example.com").await;
+    let principal = verifier.verify(&rotated).await.unwrap();
+    assert_eq!(principal.issuer, idp.issuer_url());
+    assert_eq!(verifier.jwks_fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn rotated_keys_within_the_refresh_interval_are_not_refetched() {
+    let mut idp = OidcProvider::start();
+    let verifier = email_verifier(&idp);
+    verifier
+        .verify(&idp.token("alice@example.com").await)
+        .await
+        .unwrap();
+    idp.rotate_keys();
+    let err = verifier
+        .verify(&idp.token("alice@example.com").await)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::UnknownKey { .. }), "{err:?}");
+    assert_eq!(verifier.jwks_fetch_count(), 1);
+}

@@ -39,6 +39,7 @@ pub(crate) struct KeyCache {
     http: reqwest::Client,
     issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<IssuerState>>>>,
     fetches: AtomicU64,
+    min_refresh: Duration,
 }
 
 fn unavailable(issuer: &str, reason: impl Into<String>) -> TokenError {
@@ -58,7 +59,12 @@ impl KeyCache {
             http,
             issuers: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
+            min_refresh: MIN_REFRESH_INTERVAL,
         })
+    }
+
+    pub fn set_min_refresh_interval(&mut self, interval: Duration) {
+        self.min_refresh = interval;
     }
 
     pub fn fetch_count(&self) -> u64 {
@@ -66,7 +72,7 @@ impl KeyCache {
     }
 
     /// The issuer's keys; refetched first if expired, or if `satisfied` says the cached set
-    /// lacks the wanted key and the last fetch is older than [`MIN_REFRESH_INTERVAL`].
+    /// lacks the wanted key and the last fetch is older than the minimum refresh interval.
     pub async fn keys(
         &self,
         issuer: &str,
@@ -81,8 +87,8 @@ impl KeyCache {
         let now = Instant::now();
         let must_fetch = match &state.cached {
             None => true,
-            Some(c) if now >= c.expires => now >= c.fetched + MIN_REFRESH_INTERVAL,
-            Some(c) => !satisfied(&c.keys) && now >= c.fetched + MIN_REFRESH_INTERVAL,
+            Some(c) if now >= c.expires => now >= c.fetched + self.min_refresh,
+            Some(c) => !satisfied(&c.keys) && now >= c.fetched + self.min_refresh,
         };
         if must_fetch {
             if let (None, Some((at, reason))) = (&state.cached, &state.last_failure)

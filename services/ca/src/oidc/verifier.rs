@@ -26,6 +26,7 @@ pub struct TokenVerifier {
 
 impl TokenVerifier {
     pub fn new(issuers: IssuersConfig) -> Result<TokenVerifier, reqwest::Error> {
+        install_jwt_crypto();
         Ok(TokenVerifier {
             issuers,
             keys: KeyCache::new()?,
@@ -36,6 +37,13 @@ impl TokenVerifier {
     /// Replaces the wall clock used for `exp`/`nbf`/`iat` (tests, replay tooling).
     pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How soon after a fetch an unknown `kid` may trigger another fetch of an issuer's keys
+    /// (default [`super::MIN_REFRESH_INTERVAL`]). It bounds what forged kids can make us do.
+    pub fn with_min_refresh_interval(mut self, interval: std::time::Duration) -> Self {
+        self.keys.set_min_refresh_interval(interval);
         self
     }
 
@@ -87,6 +95,16 @@ impl TokenVerifier {
         check_times(&jwt.claims, unix_now(&self.clock))?;
         Ok(principal_from_claims(config, &jwt.claims)?)
     }
+}
+
+/// jsonwebtoken panics at verify time unless exactly one crypto backend is active; feature
+/// unification elsewhere in the graph could enable a second one, so pin aws-lc-rs explicitly.
+fn install_jwt_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means a provider is already installed, which is just as good.
+        let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    });
 }
 
 fn unix_now(clock: &Clock) -> i64 {
@@ -152,6 +170,13 @@ mod tests {
 
     fn map(v: Value) -> serde_json::Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn verify_future_is_send_for_axum_handlers() {
+        fn assert_send<T: Send>(_: T) {}
+        let verifier = TokenVerifier::new(IssuersConfig::default()).unwrap();
+        assert_send(verifier.verify("x.y.z"));
     }
 
     #[test]
