@@ -2,14 +2,14 @@
 -- the rest. Hashes of complete subtrees are immutable once written, so proofs at any tree
 -- size read O(log n) rows and nothing has to be rebuilt at start-up.
 CREATE TABLE logs (
-    id INTEGER PRIMARY KEY,
+    id BIGINT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     tree_id BIGINT NOT NULL,
     created_ms BIGINT NOT NULL
 );
 
 CREATE TABLE tree_heads (
-    log_id INTEGER PRIMARY KEY REFERENCES logs (id),
+    log_id BIGINT PRIMARY KEY REFERENCES logs (id),
     size BIGINT NOT NULL,
     root BYTEA NOT NULL,
     timestamp_ms BIGINT NOT NULL
@@ -17,7 +17,7 @@ CREATE TABLE tree_heads (
 
 -- Level-0 hashes live here as leaf_hash; `nodes` holds levels >= 1.
 CREATE TABLE entries (
-    log_id INTEGER NOT NULL,
+    log_id BIGINT NOT NULL,
     idx BIGINT NOT NULL,
     leaf_hash BYTEA NOT NULL,
     leaf BYTEA NOT NULL,
@@ -29,7 +29,7 @@ CREATE TABLE entries (
 CREATE UNIQUE INDEX entries_by_leaf_hash ON entries (log_id, leaf_hash);
 
 CREATE TABLE nodes (
-    log_id INTEGER NOT NULL,
+    log_id BIGINT NOT NULL,
     level INTEGER NOT NULL,
     idx BIGINT NOT NULL,
     hash BYTEA NOT NULL,
@@ -37,7 +37,7 @@ CREATE TABLE nodes (
 );
 
 CREATE TABLE search_index (
-    log_id INTEGER NOT NULL,
+    log_id BIGINT NOT NULL,
     key TEXT NOT NULL,
     idx BIGINT NOT NULL,
     PRIMARY KEY (log_id, key, idx)

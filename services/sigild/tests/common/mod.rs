@@ -1,0 +1,246 @@
+//! Test harness: a real `sigild` process on loopback, real SQLite or PostgreSQL storage, and
+//! a client-side signer for making entries.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sigil_proto::checkpoint::{Checkpoint, SignedNote};
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, database_url: Option<&str>) -> Server {
+        Server::start_with(data_dir, database_url, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> Server {
+        let port = free_port();
+        let mut s = Server {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            database_url: database_url.map(str::to_string),
+            port,
+        };
+        s.spawn(extra);
+        s
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigild"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(db) = &self.database_url {
+            cmd.args(["--database-url", db]);
+        }
+        self.child = Some(cmd.spawn().expect("spawn sigild"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = stream.read_to_string(&mut buf);
+                if buf.contains("200 OK") {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sigild exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sigild did not become healthy in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no graceful shutdown, no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful path.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn(&[]);
+    }
+
+    pub fn restart_after_kill(&mut self) {
+        self.kill9();
+        self.spawn(&[]);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A fresh PostgreSQL database on the local server (127.0.0.1:5432, trust auth); `.ci/run`
+/// starts the server if it is down. Missing PostgreSQL is a failure, never a skip.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("SIGIL_TEST_PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL must be running on 127.0.0.1:5432 for this test ({admin}): {e}")
+        });
+    let name = format!("sigil_test_{:016x}", rand::random::<u64>());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// A client key that signs artifacts the way cosign and sigstore-python do.
+pub struct ClientKey {
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl ClientKey {
+    pub fn new() -> ClientKey {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        ClientKey {
+            key: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap(),
+            rng,
+        }
+    }
+
+    pub fn spki_der(&self) -> Vec<u8> {
+        let mut der = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        der.extend_from_slice(self.key.public_key().as_ref());
+        der
+    }
+
+    pub fn public_pem(&self) -> String {
+        pem("PUBLIC KEY", &self.spki_der())
+    }
+
+    pub fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.key.sign(&self.rng, msg).unwrap().as_ref().to_vec()
+    }
+
+    /// A hashedrekord 0.0.1 proposed entry for `artifact`.
+    pub fn hashedrekord(&self, artifact: &[u8]) -> Value {
+        json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "signature": {
+                    "content": STANDARD.encode(self.sign(artifact)),
+                    "publicKey": {"content": STANDARD.encode(self.public_pem())}
+                },
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(artifact))}}
+            }
+        })
+    }
+
+    /// A dsse 0.0.1 proposed entry for an in-toto statement about `artifact`.
+    pub fn dsse(&self, artifact: &[u8]) -> Value {
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a", "digest": {"sha256": hex::encode(Sha256::digest(artifact))}}],
+            "predicateType": "https://example.com/p",
+            "predicate": {}
+        })
+        .to_string();
+        let ptype = "application/vnd.in-toto+json";
+        let sig = self.sign(&sigil_proto::dsse::pae(ptype, statement.as_bytes()));
+        let envelope = json!({"payload": STANDARD.encode(&statement), "payloadType": ptype, "signatures": [{"sig": STANDARD.encode(sig), "keyid": ""}]}).to_string();
+        json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+            "proposedContent": {"envelope": envelope, "verifiers": [STANDARD.encode(self.public_pem())]},
+            "signatures": null, "envelopeHash": null, "payloadHash": null}})
+    }
+}
+
+pub fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+pub fn spki_from_pem(text: &str) -> Vec<u8> {
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(body).unwrap()
+}
+
+/// Verifies a Rekor v1 checkpoint's signature with the log key and returns its body.
+pub fn verified_checkpoint(note_text: &str, log_spki: &[u8]) -> Checkpoint {
+    let note = SignedNote::parse(note_text).expect("checkpoint parses");
+    assert_eq!(
+        note.signatures.len(),
+        1,
+        "Rekor v1 checkpoints carry exactly the log's signature"
+    );
+    let sig = &note.signatures[0];
+    let key_id = Sha256::digest(log_spki);
+    assert_eq!(sig.key_hint, key_id[..4], "key hint is SHA-256(SPKI)[:4]");
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, log_spki)
+        .verify(note.text.as_bytes(), &sig.signature)
+        .expect("checkpoint signature verifies with the log key");
+    Checkpoint::parse(&note.text).unwrap()
+}
+
+pub fn verify_p256(spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, spki)
+        .verify(msg, sig)
+        .is_ok()
+}

@@ -1,0 +1,155 @@
+//! kill -9 while clients submit: every acknowledged entry must be there after restart, at
+//! the same index, and the heads before and after must be consistent.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{ClientKey, Server, fresh_postgres_database};
+use serde_json::Value;
+use sigil_proto::merkle::{Hash, verify_consistency};
+use sigil_proto::rekor_v1::{LogEntryMap, LogInfo};
+
+const CLIENTS: usize = 16;
+
+async fn crash_while_submitting(server: &mut Server) {
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+    let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let heads: Arc<Mutex<Vec<LogInfo>>> = Arc::default();
+    let stop_at = Instant::now() + Duration::from_millis(1500);
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (http, url, acked) = (http.clone(), url.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = ClientKey::new();
+            for i in 0u64.. {
+                let entry = key.hashedrekord(format!("client {c} entry {i}").as_bytes());
+                let resp = match http
+                    .post(format!("{url}/api/v1/log/entries"))
+                    .json(&entry)
+                    .send()
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => return, // the server died under us
+                };
+                if resp.status() != 201 {
+                    return;
+                }
+                let Ok(map) = resp.json::<LogEntryMap>().await else {
+                    return;
+                };
+                let (id, e) = map.into_iter().next().unwrap();
+                acked.lock().unwrap().push((id, e.log_index));
+            }
+        }));
+    }
+    {
+        let (http, url, heads) = (http.clone(), url.clone(), heads.clone());
+        tasks.push(tokio::spawn(async move {
+            while let Ok(r) = http.get(format!("{url}/api/v1/log")).send().await {
+                match r.json::<LogInfo>().await {
+                    Ok(info) => heads.lock().unwrap().push(info),
+                    Err(_) => return,
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }));
+    }
+    while Instant::now() < stop_at {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let last_head = heads
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("saw at least one head");
+    assert!(
+        acked.len() > 50,
+        "only {} entries were acknowledged before the kill",
+        acked.len()
+    );
+
+    server.restart_after_kill();
+    let info: LogInfo = http
+        .get(format!("{url}/api/v1/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info.tree_size >= acked.len() as u64);
+    for (id, index) in &acked {
+        let r = http
+            .get(format!("{url}/api/v1/log/entries/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "acknowledged entry {id} is missing after the crash"
+        );
+        let map: LogEntryMap = r.json().await.unwrap();
+        assert_eq!(map[id].log_index, *index, "entry {id} moved");
+    }
+    // The head seen before the crash is a prefix of the tree after it.
+    let proof: Value = http
+        .get(format!(
+            "{url}/api/v1/log/proof?firstSize={}&lastSize={}",
+            last_head.tree_size, info.tree_size
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let old: Hash = hex::decode(&last_head.root_hash)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let new: Hash = hex::decode(&info.root_hash).unwrap().try_into().unwrap();
+    verify_consistency(last_head.tree_size, info.tree_size, &old, &new, &hashes)
+        .expect("pre-crash head is consistent with post-crash head");
+    eprintln!(
+        "crash test: {} acknowledged, tree size {} after restart",
+        acked.len(),
+        info.tree_size
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_entry_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), None);
+    crash_while_submitting(&mut server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_entry_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), Some(&db));
+    crash_while_submitting(&mut server).await;
+}

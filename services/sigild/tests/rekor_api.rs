@@ -1,0 +1,573 @@
+//! The Rekor v1 API and tiles over HTTP, against a real sigild, on SQLite and PostgreSQL.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{
+    ClientKey, Server, fresh_postgres_database, spki_from_pem, verified_checkpoint, verify_p256,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sigil_proto::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use sigil_proto::rekor_v1::{LogEntry, LogEntryMap, LogInfo, set_payload};
+
+struct Api {
+    http: reqwest::Client,
+    url: String,
+    log_spki: Vec<u8>,
+}
+
+impl Api {
+    async fn new(url: &str) -> Api {
+        let http = reqwest::Client::new();
+        let pem = http
+            .get(format!("{url}/api/v1/log/publicKey"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pem.headers()["content-type"], "application/x-pem-file");
+        let log_spki = spki_from_pem(&pem.text().await.unwrap());
+        Api {
+            http,
+            url: url.to_string(),
+            log_spki,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post_raw(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn info(&self) -> LogInfo {
+        self.get("/api/v1/log").await.json().await.unwrap()
+    }
+
+    /// Checks everything a client checks on a LogEntry, and returns (entryID, entry).
+    fn check_entry(&self, map: LogEntryMap) -> (String, LogEntry) {
+        assert_eq!(map.len(), 1);
+        let (id, e) = map.into_iter().next().unwrap();
+        let body = STANDARD.decode(&e.body).unwrap();
+        assert_eq!(id.len(), 80);
+        assert_eq!(
+            &id[16..],
+            hex::encode(leaf_hash(&body)),
+            "entry UUID is the leaf hash"
+        );
+        assert_eq!(e.log_id, hex::encode(Sha256::digest(&self.log_spki)));
+        let p = &e.verification.inclusion_proof;
+        assert_eq!(p.log_index, e.log_index);
+        assert!(p.tree_size > p.log_index);
+        let cp = verified_checkpoint(&p.checkpoint, &self.log_spki);
+        assert_eq!(cp.size, p.tree_size);
+        assert_eq!(hex::encode(cp.root_hash), p.root_hash);
+        assert!(
+            cp.origin.starts_with("127.0.0.1 - "),
+            "Rekor v1 origin: {}",
+            cp.origin
+        );
+        let hashes: Vec<Hash> = p
+            .hashes
+            .iter()
+            .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+            .collect();
+        verify_inclusion(
+            &leaf_hash(&body),
+            p.log_index,
+            p.tree_size,
+            &hashes,
+            &cp.root_hash,
+        )
+        .expect("inclusion proof");
+        let set = STANDARD
+            .decode(&e.verification.signed_entry_timestamp)
+            .unwrap();
+        let payload = set_payload(&e.body, e.integrated_time, &e.log_id, e.log_index);
+        assert!(verify_p256(&self.log_spki, &payload, &set), "SET verifies");
+        (id, e)
+    }
+}
+
+async fn api_suite(server: &Server) {
+    let api = Api::new(&server.url).await;
+    let key = ClientKey::new();
+    let empty = api.info().await;
+    assert_eq!(empty.tree_size, 0);
+
+    // Submit a hashedrekord: 201 with Location and ETag, body canonical, proofs good.
+    let artifact = b"hello sigil".to_vec();
+    let proposed = key.hashedrekord(&artifact);
+    let resp = api.post("/api/v1/log/entries", &proposed).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let etag = resp.headers()["etag"].to_str().unwrap().to_string();
+    let (id, entry) = api.check_entry(resp.json().await.unwrap());
+    assert_eq!(etag, id);
+    assert_eq!(location, format!("{}/api/v1/log/entries/{id}", server.url));
+    let body: Value = serde_json::from_slice(&STANDARD.decode(&entry.body).unwrap()).unwrap();
+    assert_eq!(body["kind"], "hashedrekord");
+    assert_eq!(
+        body["spec"]["data"]["hash"]["value"],
+        hex::encode(Sha256::digest(&artifact))
+    );
+    let canonical = sigil_proto::canonical_json::to_canonical_vec(&body);
+    assert_eq!(
+        STANDARD.decode(&entry.body).unwrap(),
+        canonical,
+        "stored body is RFC 8785 canonical"
+    );
+
+    // Duplicate: 409 pointing at the existing entry; nothing new is written.
+    let dup = api.post("/api/v1/log/entries", &proposed).await;
+    assert_eq!(dup.status(), StatusCode::CONFLICT);
+    assert_eq!(dup.headers()["location"].to_str().unwrap(), location);
+    let err: Value = dup.json().await.unwrap();
+    assert_eq!(err["code"], 409);
+    assert!(err["message"].as_str().unwrap().contains(&id));
+
+    // DSSE entry.
+    let resp = api
+        .post("/api/v1/log/entries", &key.dsse(b"attested artifact"))
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let (dsse_id, dsse_entry) = api.check_entry(resp.json().await.unwrap());
+    let dsse_body: Value =
+        serde_json::from_slice(&STANDARD.decode(&dsse_entry.body).unwrap()).unwrap();
+    assert_eq!(dsse_body["kind"], "dsse");
+    assert_eq!(dsse_body["spec"]["signatures"].as_array().unwrap().len(), 1);
+
+    // More entries, so proofs have some depth.
+    for i in 0..20 {
+        let resp = api
+            .post(
+                "/api/v1/log/entries",
+                &key.hashedrekord(format!("artifact {i}").as_bytes()),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+    }
+    let info = api.info().await;
+    assert_eq!(info.tree_size, 22);
+    let cp = verified_checkpoint(&info.signed_tree_head, &api.log_spki);
+    assert_eq!(hex::encode(cp.root_hash), info.root_hash);
+    assert_eq!(cp.origin, format!("127.0.0.1 - {}", info.tree_id));
+
+    // Reads: by index, by UUID (64 and 80 hex), retrieve (both paths), search.
+    let by_index: LogEntryMap = api
+        .get(&format!("/api/v1/log/entries?logIndex={}", entry.log_index))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let (id2, e2) = api.check_entry(by_index);
+    assert_eq!(
+        (id2.as_str(), e2.body.as_str()),
+        (id.as_str(), entry.body.as_str())
+    );
+    assert_eq!(
+        e2.verification.inclusion_proof.tree_size, 22,
+        "reads prove against the current head"
+    );
+    for uuid in [&id[..], &id[16..]] {
+        let r = api.get(&format!("/api/v1/log/entries/{uuid}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        api.check_entry(r.json().await.unwrap());
+    }
+    assert_eq!(
+        api.get(&format!("/api/v1/log/entries/{}", "ab".repeat(32)))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/api/v1/log/entries?logIndex=22").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    for path in [
+        "/api/v1/log/entries/retrieve",
+        "/api/v1/log/entries/retrieve/",
+    ] {
+        let r = api
+            .post(
+                path,
+                &json!({"entryUUIDs": [id.clone()], "logIndexes": [1]}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let list: Vec<LogEntryMap> = r.json().await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[1].contains_key(&dsse_id));
+    }
+    let r = api
+        .post(
+            "/api/v1/log/entries/retrieve",
+            &json!({"logIndexes": (0..11).collect::<Vec<u64>>()}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let by_entry = api
+        .post(
+            "/api/v1/log/entries/retrieve",
+            &json!({"entries": [proposed.clone()]}),
+        )
+        .await;
+    let list: Vec<LogEntryMap> = by_entry.json().await.unwrap();
+    assert!(
+        list[0].contains_key(&id),
+        "retrieve by proposed entry finds the original"
+    );
+
+    let hash = format!("sha256:{}", hex::encode(Sha256::digest(&artifact)));
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &json!({"hash": hash}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![id.clone()]);
+    let attested = format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(b"attested artifact"))
+    );
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &json!({"hash": attested}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![dsse_id.clone()], "in-toto subjects are indexed");
+    let pk = json!({"publicKey": {"format": "x509", "content": STANDARD.encode(key.public_pem())}});
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &pk)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 22, "every entry by this key");
+    let both = json!({"publicKey": pk["publicKey"], "hash": hash, "operator": "and"});
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &both)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![id.clone()]);
+
+    // Consistency proof between two sizes.
+    let proof: Value = api
+        .get("/api/v1/log/proof?firstSize=3&lastSize=22")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let old_root: Hash = hex::decode(&e2_root_at(&api, 3).await)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    verify_consistency(3, 22, &old_root, &cp.root_hash, &hashes)
+        .expect("consistency proof verifies");
+    assert_eq!(
+        api.get("/api/v1/log/proof?firstSize=5&lastSize=99")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.get("/api/v1/log/proof?firstSize=5&lastSize=2")
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // Tiles read API over the same tree.
+    let r = api.get("/checkpoint").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    verified_checkpoint(&r.text().await.unwrap(), &api.log_spki);
+    let tile = api.get("/tile/0/000.p/22").await.bytes().await.unwrap();
+    assert_eq!(tile.len(), 22 * 32);
+    assert_eq!(
+        &tile[32 * entry.log_index as usize..][..32],
+        &hex::decode(&id[16..]).unwrap()[..]
+    );
+    let leaves: Vec<Hash> = tile.chunks(32).map(|c| c.try_into().unwrap()).collect();
+    assert_eq!(
+        sigil_proto::merkle::root_of_leaf_hashes(&leaves),
+        cp.root_hash,
+        "level-0 tile rebuilds the root"
+    );
+    assert_eq!(
+        api.get("/tile/0/000.p/23").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/tile/0/000").await.status(),
+        StatusCode::NOT_FOUND,
+        "no full tile yet"
+    );
+    let bundle = api
+        .get("/tile/entries/000.p/2")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let len = u16::from_be_bytes([bundle[0], bundle[1]]) as usize;
+    assert_eq!(STANDARD.encode(&bundle[2..2 + len]), entry.body);
+
+    // Bad input: a clear 4xx JSON error each, and nothing is written.
+    let before = api.info().await.tree_size;
+    let bad_sig = {
+        let mut p = key.hashedrekord(b"x");
+        p["spec"]["signature"]["content"] = json!(STANDARD.encode(key.sign(b"y")));
+        p
+    };
+    let mut bad_b64 = key.hashedrekord(b"x");
+    bad_b64["spec"]["signature"]["content"] = json!("not base64!!");
+    let mut bad_hash = key.hashedrekord(b"x");
+    bad_hash["spec"]["data"]["hash"]["value"] = json!("abcd");
+    let mut bad_key = key.hashedrekord(b"x");
+    bad_key["spec"]["signature"]["publicKey"]["content"] =
+        json!(STANDARD.encode("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"));
+    let mut unknown_field = key.hashedrekord(b"x");
+    unknown_field["spec"]["extra"] = json!(1);
+    let cases: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "malformed JSON",
+            b"{\"apiVersion\":".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not valid JSON",
+        ),
+        (
+            "unknown kind",
+            br#"{"apiVersion":"0.0.1","kind":"rpm","spec":{}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "unsupported entry kind",
+        ),
+        (
+            "unknown version",
+            br#"{"apiVersion":"9.9.9","kind":"hashedrekord","spec":{}}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "apiVersion",
+        ),
+        (
+            "bad signature",
+            bad_sig.to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "does not verify",
+        ),
+        (
+            "bad base64",
+            bad_b64.to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "not valid base64",
+        ),
+        (
+            "bad digest",
+            bad_hash.to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "hex characters",
+        ),
+        (
+            "bad key",
+            bad_key.to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "publicKey",
+        ),
+        (
+            "unknown field",
+            unknown_field.to_string().into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            "over the limit",
+            vec![b' '; 200 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "limit",
+        ),
+    ];
+    for (name, body, status, needle) in cases {
+        let r = api.post_raw("/api/v1/log/entries", body).await;
+        assert_eq!(r.status(), status, "{name}");
+        let err: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: error body is not JSON: {e}"));
+        assert_eq!(err["code"], status.as_u16(), "{name}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains(needle),
+            "{name}: {msg:?} should mention {needle:?}"
+        );
+    }
+    let r = api.get("/api/v1/nope").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], 404);
+    assert_eq!(
+        api.info().await.tree_size,
+        before,
+        "rejected submissions write nothing"
+    );
+
+    let metrics = api.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("sigil_log_entries_appended_total"),
+        "{metrics}"
+    );
+}
+
+async fn e2_root_at(api: &Api, size: u64) -> String {
+    // The root at an older size is what a proof with lastSize=size reports.
+    let v: Value = api
+        .get(&format!("/api/v1/log/proof?firstSize=1&lastSize={size}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    v["rootHash"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn rekor_api_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    api_suite(&server).await;
+}
+
+#[tokio::test]
+async fn rekor_api_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some(&db));
+    api_suite(&server).await;
+}
+
+async fn consistent_across_restarts(server: &mut Server) {
+    let key = ClientKey::new();
+    let api = Api::new(&server.url).await;
+    for i in 0..7 {
+        assert_eq!(
+            api.post(
+                "/api/v1/log/entries",
+                &key.hashedrekord(format!("a{i}").as_bytes())
+            )
+            .await
+            .status(),
+            StatusCode::CREATED
+        );
+    }
+    let before = api.info().await;
+    server.restart();
+    let api = Api::new(&server.url).await;
+    assert_eq!(api.log_spki, Api::new(&server.url).await.log_spki);
+    let same = api.info().await;
+    assert_eq!(
+        (same.tree_size, &same.root_hash, &same.tree_id),
+        (before.tree_size, &before.root_hash, &before.tree_id)
+    );
+    for i in 7..30 {
+        assert_eq!(
+            api.post(
+                "/api/v1/log/entries",
+                &key.hashedrekord(format!("a{i}").as_bytes())
+            )
+            .await
+            .status(),
+            StatusCode::CREATED
+        );
+    }
+    let after = api.info().await;
+    let proof: Value = api
+        .get(&format!(
+            "/api/v1/log/proof?firstSize={}&lastSize={}",
+            before.tree_size, after.tree_size
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            hex::decode(h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let old: Hash = hex::decode(&before.root_hash).unwrap().try_into().unwrap();
+    let new: Hash = hex::decode(&after.root_hash).unwrap().try_into().unwrap();
+    verify_consistency(before.tree_size, after.tree_size, &old, &new, &hashes)
+        .expect("old and new heads are consistent");
+}
+
+#[tokio::test]
+async fn consistent_across_restarts_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), None);
+    consistent_across_restarts(&mut server).await;
+}
+
+#[tokio::test]
+async fn consistent_across_restarts_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), Some(&db));
+    consistent_across_restarts(&mut server).await;
+}
+
+#[tokio::test]
+async fn a_second_sigild_cannot_write_the_same_postgres_log() {
+    let db = fresh_postgres_database().await;
+    let dir1 = tempfile::tempdir().unwrap();
+    let _first = Server::start(dir1.path(), Some(&db));
+    let dir2 = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigild"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .arg("--data-dir")
+        .arg(dir2.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another sigild already holds the log"),
+        "{stderr}"
+    );
+}
