@@ -12,8 +12,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Standard base64 with canonical padding; anything else (URL-safe alphabet, missing padding,
-/// whitespace, non-zero trailing bits) is an error.
+/// spaces, non-zero trailing bits) is an error. Line breaks are skipped, as Go's decoder
+/// (and so protojson) does: bundles made with `base64` on the command line contain them.
 pub fn decode_base64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    if s.contains(['\n', '\r']) {
+        let joined: String = s.chars().filter(|c| *c != '\n' && *c != '\r').collect();
+        return STANDARD.decode(joined);
+    }
     STANDARD.decode(s)
 }
 
@@ -186,6 +191,24 @@ mod tests {
         assert!(
             !ok(r#""aGk""#, r#""1""#, r#""1""#, r#""2025-01-01T00:00:00Z""#),
             "missing padding"
+        );
+        assert!(
+            !ok(
+                r#""aG k=""#,
+                r#""1""#,
+                r#""1""#,
+                r#""2025-01-01T00:00:00Z""#
+            ),
+            "space"
+        );
+        assert!(
+            ok(
+                r#""aG\nk=""#,
+                r#""1""#,
+                r#""1""#,
+                r#""2025-01-01T00:00:00Z""#
+            ),
+            "line break"
         );
         assert!(
             !ok(r#""a-k=""#, r#""1""#, r#""1""#, r#""2025-01-01T00:00:00Z""#),

@@ -157,12 +157,10 @@ fn verify_with(
             entry.kind_version.version
         )));
     }
-    let proof = entry
-        .inclusion_proof
-        .as_ref()
-        .ok_or(tlog::TlogError::MissingInclusionProof)?;
-    if proof.checkpoint.is_none() {
-        return Err(tlog::TlogError::MissingCheckpoint.into());
+    // The checkpoint's presence is checked with the proof itself, so that a wrong proof is
+    // reported as such.
+    if entry.inclusion_proof.is_none() {
+        return Err(tlog::TlogError::MissingInclusionProof.into());
     }
     let timestamps = material
         .timestamp_verification_data

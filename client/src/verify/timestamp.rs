@@ -29,6 +29,16 @@ pub enum TimestampError {
     ImprintMismatch,
     #[error("timestamp is not signed by any timestamp authority in the trusted root")]
     UntrustedAuthority,
+    #[error("timestamp's embedded signer certificate is not the trusted authority's certificate")]
+    EmbeddedCertificateMismatch,
+    #[error("timestamp authority certificate lacks the timeStamping extended key usage")]
+    NotTimestampingCertificate,
+    #[error("timestamp authority certificate chain in the trusted root is broken")]
+    BrokenChain,
+    #[error("timestamp time {0} is outside the authority's validity window in the trusted root")]
+    OutsideAuthorityValidity(OffsetDateTime),
+    #[error("timestamp time {0} is outside the validity of the authority's certificate chain")]
+    OutsideCertificateValidity(OffsetDateTime),
     #[error("the trusted root has no timestamp authorities")]
     NoAuthorities,
 }
@@ -232,6 +242,8 @@ pub fn verify_timestamp(
         None => token.tst_info.to_vec(),
     };
     let hash = token.sig_hash.unwrap_or(token.digest_alg);
+    // Report why the authority that did sign it was not good enough, if one did.
+    let mut error = TimestampError::UntrustedAuthority;
     for tsa in tsas {
         let Some(leaf) = tsa.chain.first() else {
             continue;
@@ -243,19 +255,37 @@ pub fn verify_timestamp(
         {
             continue;
         }
-        if !token.embedded_certs.is_empty() && !token.embedded_certs.contains(&leaf.der.as_slice())
-        {
-            continue;
-        }
-        let eku_ok = leaf
-            .extended_key_usage()
-            .is_some_and(|(_, ekus)| ekus.contains(&TIME_STAMPING));
-        let chain_ok = tsa.chain.windows(2).all(|w| w[0].is_issued_by(&w[1]));
-        let valid =
-            tsa.valid_for.contains(gen_time) && tsa.chain.iter().all(|c| c.valid_at(gen_time));
-        if eku_ok && chain_ok && valid {
-            return Ok(gen_time);
+        match check_authority(tsa, leaf, &token, gen_time) {
+            Ok(()) => return Ok(gen_time),
+            Err(e) => error = e,
         }
     }
-    Err(TimestampError::UntrustedAuthority)
+    Err(error)
+}
+
+fn check_authority(
+    tsa: &TrustedTsa,
+    leaf: &ParsedCert,
+    token: &Token<'_>,
+    gen_time: OffsetDateTime,
+) -> Result<(), TimestampError> {
+    if !token.embedded_certs.is_empty() && !token.embedded_certs.contains(&leaf.der.as_slice()) {
+        return Err(TimestampError::EmbeddedCertificateMismatch);
+    }
+    if !leaf
+        .extended_key_usage()
+        .is_some_and(|(_, ekus)| ekus.contains(&TIME_STAMPING))
+    {
+        return Err(TimestampError::NotTimestampingCertificate);
+    }
+    if !tsa.chain.windows(2).all(|w| w[0].is_issued_by(&w[1])) {
+        return Err(TimestampError::BrokenChain);
+    }
+    if !tsa.valid_for.contains(gen_time) {
+        return Err(TimestampError::OutsideAuthorityValidity(gen_time));
+    }
+    if !tsa.chain.iter().all(|c| c.valid_at(gen_time)) {
+        return Err(TimestampError::OutsideCertificateValidity(gen_time));
+    }
+    Ok(())
 }

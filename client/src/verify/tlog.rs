@@ -88,10 +88,6 @@ pub fn verify_inclusion(
         .inclusion_proof
         .as_ref()
         .ok_or(TlogError::MissingInclusionProof)?;
-    let checkpoint = proof
-        .checkpoint
-        .as_ref()
-        .ok_or(TlogError::MissingCheckpoint)?;
     let root = to_hash(&proof.root_hash)?;
     let hashes: Vec<Hash> = proof
         .hashes
@@ -102,6 +98,10 @@ pub fn verify_inclusion(
     merkle::verify_inclusion(&leaf, proof.log_index, proof.tree_size, &hashes, &root)
         .map_err(TlogError::InclusionProof)?;
 
+    let checkpoint = proof
+        .checkpoint
+        .as_ref()
+        .ok_or(TlogError::MissingCheckpoint)?;
     let note = SignedNote::parse(&checkpoint.envelope)
         .map_err(|e| TlogError::MalformedCheckpoint(e.to_string()))?;
     if checkpoint.envelope.matches("\n\n").count() != 1 {
