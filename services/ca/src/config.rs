@@ -10,6 +10,13 @@
 //!   },
 //!   "MetaIssuers": {
 //!     "https://oidc.eks.*.amazonaws.com/id/*": { "ClientID": "sigstore", "Type": "kubernetes" }
+//!   },
+//!   "CIIssuerMetadata": {
+//!     "acme-ci": {
+//!       "DefaultTemplateValues": { "url": "https://ci.acme.example" },
+//!       "ExtensionTemplates": { "SourceRepositoryDigest": "commit_sha" },
+//!       "SubjectAlternativeNameTemplate": "{{ .url }}/{{ .pipeline }}"
+//!     }
 //!   }
 //! }
 //! ```
@@ -19,9 +26,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
+
+use crate::identity::template::CiTemplates;
 
 /// The client id an issuer's tokens must carry in `aud` unless configured otherwise.
 pub const DEFAULT_CLIENT_ID: &str = "sigstore";
@@ -58,6 +68,8 @@ pub enum IssuerType {
     GitlabPipeline,
     BuildkiteJob,
     Username,
+    /// SAN and extensions from the `CIIssuerMetadata` entry named by `CIProvider`.
+    CiProvider,
 }
 
 impl IssuerType {
@@ -71,6 +83,7 @@ impl IssuerType {
             IssuerType::GitlabPipeline => "gitlab-pipeline",
             IssuerType::BuildkiteJob => "buildkite-job",
             IssuerType::Username => "username",
+            IssuerType::CiProvider => "ci-provider",
         }
     }
 }
@@ -103,7 +116,7 @@ pub struct IssuerConfig {
     pub description: Option<String>,
     #[serde(rename = "Contact", default)]
     pub contact: Option<String>,
-    /// Fulcio's CI template key; accepted for compatibility, the type decides the mapping.
+    /// ci-provider type: which `CIIssuerMetadata` entry describes the identity.
     #[serde(rename = "CIProvider", default)]
     pub ci_provider: Option<String>,
     /// sigil: the web base URL CI identities point at (default `https://github.com` for
@@ -113,6 +126,9 @@ pub struct IssuerConfig {
     /// sigil: a convenience issuer (e.g. a loopback dev IdP) that production must not trust.
     #[serde(rename = "DevelopmentOnly", default)]
     pub development_only: bool,
+    /// The compiled `CIIssuerMetadata` of a ci-provider issuer, resolved when it is added.
+    #[serde(skip)]
+    pub(crate) ci_templates: Option<Arc<CiTemplates>>,
 }
 
 fn default_client_id() -> String {
@@ -136,6 +152,7 @@ impl IssuerConfig {
             ci_provider: None,
             base_url: None,
             development_only: false,
+            ci_templates: None,
         }
     }
 
@@ -159,6 +176,9 @@ impl IssuerConfig {
         match self.issuer_type {
             IssuerType::Spiffe if self.spiffe_trust_domain.as_deref().unwrap_or("").is_empty() => {
                 return Err(invalid("type spiffe needs SPIFFETrustDomain"));
+            }
+            IssuerType::CiProvider if self.ci_provider.as_deref().unwrap_or("").is_empty() => {
+                return Err(invalid("type ci-provider needs CIProvider"));
             }
             IssuerType::Uri | IssuerType::Username
                 if self.subject_domain.as_deref().unwrap_or("").is_empty() =>
@@ -244,6 +264,21 @@ fn wildcard_regex(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^{body}$"))
 }
 
+/// How a CI vendor's tokens become an identity (Fulcio `CIIssuerMetadata`), so adding a vendor
+/// is configuration: templates are a claim name or text with `{{ .claim }}` placeholders.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiIssuerMetadata {
+    /// Values for template names the token does not carry (e.g. `url`).
+    #[serde(rename = "DefaultTemplateValues", default)]
+    pub default_template_values: BTreeMap<String, String>,
+    /// Extension key (Fulcio's, e.g. `BuildSignerURI` or `build-signer-uri`) to template.
+    #[serde(rename = "ExtensionTemplates", default)]
+    pub extension_templates: BTreeMap<String, String>,
+    #[serde(rename = "SubjectAlternativeNameTemplate")]
+    pub subject_alternative_name_template: String,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileFormat {
@@ -251,6 +286,8 @@ struct FileFormat {
     oidc_issuers: BTreeMap<String, IssuerConfig>,
     #[serde(rename = "MetaIssuers", default)]
     meta_issuers: BTreeMap<String, IssuerConfig>,
+    #[serde(rename = "CIIssuerMetadata", default)]
+    ci_issuer_metadata: BTreeMap<String, CiIssuerMetadata>,
 }
 
 /// Every issuer the CA trusts. Exact URLs win over meta-issuer patterns.
@@ -258,6 +295,7 @@ struct FileFormat {
 pub struct IssuersConfig {
     issuers: BTreeMap<String, IssuerConfig>,
     meta: Vec<MetaIssuer>,
+    ci_providers: BTreeMap<String, Arc<CiTemplates>>,
 }
 
 impl IssuersConfig {
@@ -282,6 +320,9 @@ impl IssuersConfig {
             source,
         })?;
         let mut config = IssuersConfig::default();
+        for (name, metadata) in &file.ci_issuer_metadata {
+            config.add_ci_provider(name, metadata)?;
+        }
         for (url, issuer) in file.oidc_issuers {
             config.add_issuer(&url, issuer)?;
         }
@@ -296,6 +337,42 @@ impl IssuersConfig {
         self.add_issuer(url, IssuerConfig::email(url))
     }
 
+    /// Registers a CI vendor's templates under `name`, for issuers with `CIProvider: name`.
+    pub fn add_ci_provider(
+        &mut self,
+        name: &str,
+        metadata: &CiIssuerMetadata,
+    ) -> Result<(), ConfigError> {
+        let templates = CiTemplates::compile(
+            &metadata.default_template_values,
+            &metadata.extension_templates,
+            &metadata.subject_alternative_name_template,
+        )
+        .map_err(|reason| ConfigError::InvalidIssuer {
+            url: format!("CIIssuerMetadata {name:?}"),
+            reason,
+        })?;
+        self.ci_providers
+            .insert(name.to_string(), Arc::new(templates));
+        Ok(())
+    }
+
+    fn resolve_ci(&self, url: &str, issuer: &mut IssuerConfig) -> Result<(), ConfigError> {
+        if issuer.issuer_type != IssuerType::CiProvider {
+            return Ok(());
+        }
+        let name = issuer.ci_provider.as_deref().unwrap_or_default();
+        let templates = self
+            .ci_providers
+            .get(name)
+            .ok_or_else(|| ConfigError::InvalidIssuer {
+                url: url.to_string(),
+                reason: format!("CIProvider {name:?} has no CIIssuerMetadata entry"),
+            })?;
+        issuer.ci_templates = Some(templates.clone());
+        Ok(())
+    }
+
     pub fn add_issuer(&mut self, url: &str, mut issuer: IssuerConfig) -> Result<(), ConfigError> {
         check_issuer_url(url)?;
         if issuer.issuer_url.is_empty() {
@@ -308,6 +385,7 @@ impl IssuersConfig {
             });
         }
         issuer.validate(url)?;
+        self.resolve_ci(url, &mut issuer)?;
         self.issuers.insert(url.to_string(), issuer);
         Ok(())
     }
@@ -315,10 +393,11 @@ impl IssuersConfig {
     pub fn add_meta_issuer(
         &mut self,
         pattern: &str,
-        issuer: IssuerConfig,
+        mut issuer: IssuerConfig,
     ) -> Result<(), ConfigError> {
         check_issuer_url(pattern)?;
         issuer.validate(pattern)?;
+        self.resolve_ci(pattern, &mut issuer)?;
         self.meta.retain(|m| m.pattern != pattern);
         self.meta.push(MetaIssuer::new(pattern, issuer)?);
         Ok(())

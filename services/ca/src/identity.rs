@@ -43,6 +43,7 @@ pub struct Principal {
 }
 
 mod ci;
+pub mod template;
 
 use serde_json::{Map, Value};
 
@@ -151,6 +152,19 @@ pub fn principal_from_claims(
         IssuerType::GithubWorkflow => {
             let base = config.base_url.as_deref().unwrap_or("https://github.com");
             let (san, exts) = ci::github_workflow(&get, base)?;
+            extensions = exts;
+            san
+        }
+        IssuerType::CiProvider => {
+            let templates =
+                config
+                    .ci_templates
+                    .as_ref()
+                    .ok_or_else(|| IdentityError::InvalidClaim {
+                        claim: "iss".into(),
+                        reason: "the issuer's CIProvider templates are not configured".into(),
+                    })?;
+            let (san, exts) = templates.apply(|name| get.optional(name), ty.as_str())?;
             extensions = exts;
             san
         }

@@ -414,3 +414,110 @@ fn claim_paths() {
     assert!(parse_claim_path("a.b").is_err());
     assert!(parse_claim_path("$.a..b").is_err());
 }
+
+const CI_PROVIDERS: &str = r#"{
+  "OIDCIssuers": {
+    "https://token.actions.githubusercontent.com": {"Type": "ci-provider", "CIProvider": "github-workflow"},
+    "https://ci.acme.example": {"Type": "ci-provider", "CIProvider": "acme-ci"}
+  },
+  "CIIssuerMetadata": {
+    "github-workflow": {
+      "DefaultTemplateValues": {"url": "https://github.com"},
+      "ExtensionTemplates": {
+        "GithubWorkflowTrigger": "event_name", "GithubWorkflowSHA": "sha", "GithubWorkflowName": "workflow",
+        "GithubWorkflowRepository": "repository", "GithubWorkflowRef": "ref",
+        "BuildSignerURI": "{{ .url }}/{{ .job_workflow_ref }}", "BuildSignerDigest": "job_workflow_sha",
+        "RunnerEnvironment": "runner_environment", "SourceRepositoryURI": "{{ .url }}/{{ .repository }}",
+        "SourceRepositoryDigest": "sha", "SourceRepositoryRef": "ref", "SourceRepositoryIdentifier": "repository_id",
+        "SourceRepositoryOwnerURI": "{{ .url }}/{{ .repository_owner }}",
+        "SourceRepositoryOwnerIdentifier": "repository_owner_id",
+        "BuildConfigURI": "{{ .url }}/{{ .workflow_ref }}", "BuildConfigDigest": "workflow_sha",
+        "BuildTrigger": "event_name",
+        "RunInvocationURI": "{{ .url }}/{{ .repository }}/actions/runs/{{ .run_id }}/attempts/{{ .run_attempt }}",
+        "SourceRepositoryVisibilityAtSigning": "repository_visibility"
+      },
+      "SubjectAlternativeNameTemplate": "{{ .url }}/{{ .job_workflow_ref }}"
+    },
+    "acme-ci": {
+      "DefaultTemplateValues": {"url": "https://ci.acme.example", "runner": "acme-hosted"},
+      "ExtensionTemplates": {
+        "build-signer-uri": "{{ .url }}/pipelines/{{ .pipeline }}",
+        "runner-environment": "runner",
+        "source-repository-digest": "commit"
+      },
+      "SubjectAlternativeNameTemplate": "{{ .url }}/pipelines/{{ .pipeline }}"
+    }
+  }
+}"#;
+
+#[test]
+fn ci_provider_templates_reproduce_the_github_mapping() {
+    let templated = issuer(CI_PROVIDERS, "https://token.actions.githubusercontent.com");
+    let builtin = issuer(GITHUB, "https://token.actions.githubusercontent.com");
+    let c = claims(github_claims());
+    assert_eq!(
+        principal_from_claims(&templated, &c).unwrap(),
+        principal_from_claims(&builtin, &c).unwrap()
+    );
+}
+
+#[test]
+fn ci_provider_for_a_new_vendor_is_configuration() {
+    let acme = issuer(CI_PROVIDERS, "https://ci.acme.example");
+    let c = json!({"iss": "https://ci.acme.example", "sub": "pipeline:web:42",
+        "pipeline": "web", "commit": "deadbeef", "runner": "self-hosted"});
+    let p = principal_from_claims(&acme, &claims(c)).unwrap();
+    assert_eq!(
+        p.san,
+        SubjectAltName::Uri("https://ci.acme.example/pipelines/web".into())
+    );
+    assert_eq!(p.challenge, "pipeline:web:42");
+    assert_eq!(
+        ext_values(&p),
+        vec![
+            (
+                "1.3.6.1.4.1.57264.1.9".to_string(),
+                "https://ci.acme.example/pipelines/web".to_string(),
+                ExtEncoding::Utf8String
+            ),
+            // the claim wins over the default value
+            (
+                "1.3.6.1.4.1.57264.1.11".to_string(),
+                "self-hosted".to_string(),
+                ExtEncoding::Utf8String
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.13".to_string(),
+                "deadbeef".to_string(),
+                ExtEncoding::Utf8String
+            ),
+        ]
+    );
+    let c = json!({"iss": "https://ci.acme.example", "sub": "s", "pipeline": "web"});
+    assert_eq!(
+        principal_from_claims(&acme, &claims(c)).unwrap_err(),
+        IdentityError::MissingClaim {
+            claim: "commit".into(),
+            issuer_type: "ci-provider"
+        }
+    );
+}
+
+#[test]
+fn ci_provider_config_errors() {
+    let bad = [
+        // CIProvider without metadata
+        r#"{"OIDCIssuers": {"https://ci.example": {"Type": "ci-provider", "CIProvider": "nope"}}}"#,
+        // ci-provider without CIProvider
+        r#"{"OIDCIssuers": {"https://ci.example": {"Type": "ci-provider"}}}"#,
+        // unknown extension key
+        r#"{"CIIssuerMetadata": {"x": {"ExtensionTemplates": {"BuildSignerUrl": "a"}, "SubjectAlternativeNameTemplate": "{{ .u }}"}}}"#,
+        // unsupported template syntax
+        r#"{"CIIssuerMetadata": {"x": {"SubjectAlternativeNameTemplate": "{{ .u | html }}"}}}"#,
+        // empty SAN template
+        r#"{"CIIssuerMetadata": {"x": {"SubjectAlternativeNameTemplate": " "}}}"#,
+    ];
+    for text in bad {
+        assert!(IssuersConfig::from_json(text).is_err(), "accepted: {text}");
+    }
+}
