@@ -187,6 +187,69 @@ pub struct Rfc3161Timestamp {
     pub signed_timestamp: Vec<u8>,
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LogEntryConversionError {
+    #[error("Rekor response field {0} is not valid {1}")]
+    Encoding(&'static str, &'static str),
+    #[error("Rekor entry body has no kind/apiVersion")]
+    BodyKind,
+}
+
+impl TransparencyLogEntry {
+    /// The bundle form of a Rekor v1 `LogEntry` response (interop doc §3.7): hex becomes
+    /// bytes, the body's `kind`/`apiVersion` become `kindVersion`, the SET becomes the
+    /// inclusion promise.
+    pub fn from_rekor_v1(
+        entry: &crate::rekor_v1::LogEntry,
+    ) -> Result<TransparencyLogEntry, LogEntryConversionError> {
+        use LogEntryConversionError::{BodyKind, Encoding};
+        let b64 = |field, s: &str| {
+            crate::encoding::decode_base64(s).map_err(|_| Encoding(field, "base64"))
+        };
+        let hex = |field, s: &str| hex::decode(s).map_err(|_| Encoding(field, "hex"));
+        let body = b64("body", &entry.body)?;
+        #[derive(Deserialize)]
+        struct KindOnly {
+            kind: String,
+            #[serde(rename = "apiVersion")]
+            api_version: String,
+        }
+        let kind: KindOnly = serde_json::from_slice(&body).map_err(|_| BodyKind)?;
+        let proof = &entry.verification.inclusion_proof;
+        Ok(TransparencyLogEntry {
+            log_index: entry.log_index,
+            log_id: LogId {
+                key_id: hex("logID", &entry.log_id)?,
+            },
+            kind_version: KindVersion {
+                kind: kind.kind,
+                version: kind.api_version,
+            },
+            integrated_time: entry.integrated_time,
+            inclusion_promise: Some(InclusionPromise {
+                signed_entry_timestamp: b64(
+                    "signedEntryTimestamp",
+                    &entry.verification.signed_entry_timestamp,
+                )?,
+            }),
+            inclusion_proof: Some(InclusionProof {
+                log_index: proof.log_index,
+                root_hash: hex("rootHash", &proof.root_hash)?,
+                tree_size: proof.tree_size,
+                hashes: proof
+                    .hashes
+                    .iter()
+                    .map(|h| hex("hashes", h))
+                    .collect::<Result<_, _>>()?,
+                checkpoint: Some(CheckpointEnvelope {
+                    envelope: proof.checkpoint.clone(),
+                }),
+            }),
+            canonicalized_body: body,
+        })
+    }
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -389,6 +452,53 @@ mod tests {
                 "accepted {json}"
             );
         }
+    }
+
+    #[test]
+    fn converts_a_rekor_v1_response_entry() {
+        use crate::rekor_v1::{InclusionProof as V1Proof, LogEntry, Verification};
+        let body = br#"{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{}}"#;
+        let entry = LogEntry {
+            body: crate::encoding::encode_base64(body),
+            integrated_time: 1712085549,
+            log_id: "c0d23d6a".into(),
+            log_index: 25915956,
+            verification: Verification {
+                inclusion_proof: V1Proof {
+                    checkpoint: "cp\n".into(),
+                    hashes: vec!["00ff".into()],
+                    log_index: 25901137,
+                    root_hash: "ab".into(),
+                    tree_size: 25901138,
+                },
+                signed_entry_timestamp: "AQI=".into(),
+            },
+        };
+        let tle = TransparencyLogEntry::from_rekor_v1(&entry).unwrap();
+        assert_eq!(tle.log_id.key_id, [0xc0, 0xd2, 0x3d, 0x6a]);
+        assert_eq!(
+            (
+                tle.kind_version.kind.as_str(),
+                tle.kind_version.version.as_str()
+            ),
+            ("hashedrekord", "0.0.1")
+        );
+        assert_eq!(tle.canonicalized_body, body);
+        let proof = tle.inclusion_proof.as_ref().unwrap();
+        assert_eq!((proof.log_index, proof.tree_size), (25901137, 25901138));
+        assert_eq!(proof.hashes, vec![vec![0x00, 0xff]]);
+        assert_eq!(
+            tle.inclusion_promise.unwrap().signed_entry_timestamp,
+            [1, 2]
+        );
+        let bad = LogEntry {
+            log_id: "zz".into(),
+            ..entry
+        };
+        assert_eq!(
+            TransparencyLogEntry::from_rekor_v1(&bad),
+            Err(LogEntryConversionError::Encoding("logID", "hex"))
+        );
     }
 
     #[test]

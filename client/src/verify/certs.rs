@@ -13,6 +13,16 @@ use super::keys::{PublicKey, signature_hash_from_oid};
 
 pub const CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 pub const TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+pub const PRECERT_POISON: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
+/// Extensions a verifier may see marked critical and still understand: key usage, SAN,
+/// basic constraints, extended key usage.
+const UNDERSTOOD_CRITICAL: [ObjectIdentifier; 4] = [
+    ObjectIdentifier::new_unwrap("2.5.29.15"),
+    ObjectIdentifier::new_unwrap("2.5.29.17"),
+    ObjectIdentifier::new_unwrap("2.5.29.19"),
+    ObjectIdentifier::new_unwrap("2.5.29.37"),
+];
 const OTHER_NAME_USERNAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.7");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -116,6 +126,15 @@ impl ParsedCert {
             Ok(Some((critical, eku))) => Some((critical, eku.0)),
             _ => None,
         }
+    }
+
+    pub fn has_unknown_critical_extension(&self) -> bool {
+        self.cert
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .any(|e| e.critical && !UNDERSTOOD_CRITICAL.contains(&e.extn_id))
     }
 
     /// Raw extnValue contents of the extension `oid`, if present.

@@ -170,6 +170,14 @@ fn verify_with(
     if timestamps.len() > 32 {
         return Err(shape("more than 32 RFC 3161 timestamps"));
     }
+    for (i, ts) in timestamps.iter().enumerate() {
+        if timestamps[..i]
+            .iter()
+            .any(|other| other.signed_timestamp == ts.signed_timestamp)
+        {
+            return Err(shape("duplicate RFC 3161 timestamp"));
+        }
+    }
     match (
         version,
         entry.inclusion_promise.is_some(),
@@ -207,6 +215,11 @@ fn verify_with(
         (_, Policy::Key(_)) => return Err(VerifyError::CertificateNotKey),
         (VerificationContent::Certificate(der), Policy::Identity(_)) => {
             SignerKey::Certificate(Box::new(ParsedCert::from_der(der)?))
+        }
+        (VerificationContent::X509CertificateChain(_), _) if version == BundleVersion::V0_3 => {
+            return Err(shape(
+                "a v0.3 bundle must carry the leaf certificate, not a chain",
+            ));
         }
         (VerificationContent::X509CertificateChain(chain), Policy::Identity(_)) => {
             let (leaf, rest) = chain
@@ -348,6 +361,16 @@ fn check_leaf_profile(leaf: &ParsedCert) -> Result<(), VerifyError> {
     if !code_signing {
         return Err(VerifyError::CertificateProfile(
             "extended key usage lacks codeSigning",
+        ));
+    }
+    if leaf.extension(&certs::PRECERT_POISON).is_some() {
+        return Err(VerifyError::CertificateProfile(
+            "the signing certificate is a precertificate",
+        ));
+    }
+    if leaf.has_unknown_critical_extension() {
+        return Err(VerifyError::CertificateProfile(
+            "the signing certificate has an unknown critical extension",
         ));
     }
     Ok(())
