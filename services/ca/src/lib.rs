@@ -16,3 +16,6 @@ pub use ca::{Ca, CaOptions, IdentityVerifier, IssueError, Issued};
 pub use keystore::{ImportedCa, KeyProtection, KeyStoreOptions, PASSPHRASE_ENV};
 pub use signer::{CaKeyAlgorithm, CaSigner, LocalSigner};
 pub use trust_config::TrustConfigInputs;
+
+#[cfg(test)]
+mod tests;

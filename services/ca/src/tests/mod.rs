@@ -1,0 +1,3 @@
+mod issuance;
+mod keys;
+mod support;
