@@ -51,7 +51,6 @@ pub struct OidcProvider {
     _stdin: ChildStdin,
     issuer: String,
     alg: String,
-    http: reqwest::Client,
     log_path: PathBuf,
 }
 
@@ -69,7 +68,6 @@ impl OidcProvider {
             _stdin: stdin,
             issuer,
             alg: alg.to_string(),
-            http: reqwest::Client::new(),
             log_path,
         }
     }
@@ -93,8 +91,6 @@ impl OidcProvider {
         self.child = child;
         self._stdin = stdin;
         self.log_path = log_path;
-        // Connections to the old process are dead.
-        self.http = reqwest::Client::new();
     }
 
     fn stop(&mut self) {
@@ -134,7 +130,7 @@ impl OidcProvider {
 
     /// The provider's JWKS document (public keys).
     pub async fn jwks(&self) -> Value {
-        self.http
+        http()
             .get(format!("{}/jwks", self.issuer))
             .send()
             .await
@@ -187,7 +183,7 @@ impl OidcProvider {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        self.http
+        http()
             .post(format!("{}/{endpoint}", self.issuer))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
@@ -255,6 +251,12 @@ fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
         .expect("ready line has the issuer")
         .to_string();
     (child, stdin, issuer, log_path)
+}
+
+/// A client per request: a pooled connection would be tied to the runtime that opened it, and
+/// callers may use one provider from several runtimes (or across a key rotation).
+fn http() -> reqwest::Client {
+    reqwest::Client::new()
 }
 
 fn missing_tool(tool: &str, detail: &str) -> ! {

@@ -175,9 +175,12 @@ pub fn principal_from_claims(
             san
         }
     };
-    let challenge = match (&san, ty) {
-        (SubjectAltName::Email(email), IssuerType::Email) => email.clone(),
-        _ => sub,
+    // A configured ChallengeClaim is what /api/v2/configuration tells clients to sign, so the
+    // proof of possession must be checked against that same claim.
+    let challenge = match (config.challenge_claim.as_deref(), &san) {
+        (Some(claim), _) => get.required(claim)?,
+        (None, SubjectAltName::Email(email)) => email.clone(),
+        (None, _) => sub,
     };
     Ok(Principal {
         issuer,

@@ -521,3 +521,23 @@ fn ci_provider_config_errors() {
         assert!(IssuersConfig::from_json(text).is_err(), "accepted: {text}");
     }
 }
+
+#[test]
+fn challenge_claim_override_is_what_pop_signs() {
+    let config = issuer(
+        r#"{"OIDCIssuers": {"https://ids.example.com": {"Type": "uri", "SubjectDomain": "https://example.com", "ChallengeClaim": "email"}}}"#,
+        "https://ids.example.com",
+    );
+    let c = json!({"iss": "https://ids.example.com", "sub": "https://example.com/u/alice", "email": "alice@example.com"});
+    let p = principal_from_claims(&config, &claims(c)).unwrap();
+    assert_eq!(
+        p.san,
+        SubjectAltName::Uri("https://example.com/u/alice".into())
+    );
+    assert_eq!(p.challenge, "alice@example.com");
+    let c = json!({"iss": "https://ids.example.com", "sub": "https://example.com/u/alice"});
+    assert!(matches!(
+        principal_from_claims(&config, &claims(c)),
+        Err(IdentityError::MissingClaim { claim, .. }) if claim == "email"
+    ));
+}

@@ -34,10 +34,36 @@ pub enum TokenError {
     Identity(#[from] IdentityError),
 }
 
+/// Token-supplied text (iss, alg, kid) echoed in a message is cut to this many characters, so a
+/// hostile token cannot make error responses or logs arbitrarily large.
+const MAX_ECHO_CHARS: usize = 128;
+
+/// Shortens token-supplied text for inclusion in an error message.
+pub(crate) fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 impl TokenError {
     /// True when the fault is ours or the issuer's (JWKS unreachable), not the client's token;
     /// the handler should answer 5xx rather than 400 then.
     pub fn is_server_side(&self) -> bool {
         matches!(self, TokenError::IssuerUnavailable { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_token_text_is_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(500);
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), MAX_ECHO_CHARS + 3);
+        assert!(TokenError::UnknownIssuer(clip(&long)).to_string().len() < 400);
     }
 }

@@ -5,6 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
 use super::TokenError;
+use super::error::clip;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyType {
@@ -117,9 +118,9 @@ pub(crate) fn asymmetric_alg(alg: &str) -> Result<Algorithm, TokenError> {
         "EdDSA" | "Ed25519" => Ok(Algorithm::EdDSA),
         a if a.eq_ignore_ascii_case("none") => Err(TokenError::AlgNone),
         a if a.to_ascii_uppercase().starts_with("HS") => {
-            Err(TokenError::SymmetricAlgorithm(a.to_string()))
+            Err(TokenError::SymmetricAlgorithm(clip(a)))
         }
-        other => Err(TokenError::UnsupportedAlgorithm(other.to_string())),
+        other => Err(TokenError::UnsupportedAlgorithm(clip(other))),
     }
 }
 
@@ -138,5 +139,102 @@ pub(crate) fn select<'a>(
                 _ => None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    use super::*;
+
+    fn rsa(kid: &str, bytes: usize) -> Value {
+        let mut n = vec![0xC5u8; bytes];
+        n[bytes - 1] = 0x01;
+        json!({"kty": "RSA", "kid": kid, "use": "sig", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode(n)})
+    }
+
+    fn ec(kid: &str, crv: &str, len: usize) -> Value {
+        let coord = URL_SAFE_NO_PAD.encode(vec![7u8; len]);
+        json!({"kty": "EC", "kid": kid, "crv": crv, "x": coord, "y": coord})
+    }
+
+    #[test]
+    fn jwks_entries_we_must_not_use_are_skipped() {
+        assert!(VerifyKey::from_jwk_json(&rsa("ok", 256)).is_some());
+        assert!(
+            VerifyKey::from_jwk_json(&rsa("weak", 128)).is_none(),
+            "RSA-1024"
+        );
+        let mut enc = rsa("enc", 256);
+        enc["use"] = json!("enc");
+        assert!(VerifyKey::from_jwk_json(&enc).is_none());
+        let oct = json!({"kty": "oct", "kid": "s", "k": "c2VjcmV0"});
+        assert!(VerifyKey::from_jwk_json(&oct).is_none(), "symmetric keys");
+        assert!(VerifyKey::from_jwk_json(&ec("p521", "P-521", 66)).is_none());
+        assert_eq!(
+            VerifyKey::from_jwk_json(&ec("p384", "P-384", 48))
+                .unwrap()
+                .key_type,
+            KeyType::EcP384
+        );
+        assert!(VerifyKey::from_jwk_json(&json!({"kty": "RSA"})).is_none());
+    }
+
+    #[test]
+    fn key_selection_by_kid_or_by_the_only_fitting_key() {
+        let keys: Vec<VerifyKey> = [rsa("r1", 256), ec("e1", "P-256", 32)]
+            .iter()
+            .filter_map(VerifyKey::from_jwk_json)
+            .collect();
+        assert_eq!(
+            select(&keys, Some("e1"), Algorithm::ES256)
+                .unwrap()
+                .key_type,
+            KeyType::EcP256
+        );
+        assert!(select(&keys, Some("zz"), Algorithm::ES256).is_none());
+        // No kid: unambiguous per algorithm family.
+        assert_eq!(
+            select(&keys, None, Algorithm::RS256).unwrap().key_type,
+            KeyType::Rsa
+        );
+        let two_rsa: Vec<VerifyKey> = [rsa("r1", 256), rsa("r2", 256)]
+            .iter()
+            .filter_map(VerifyKey::from_jwk_json)
+            .collect();
+        assert!(select(&two_rsa, None, Algorithm::RS256).is_none());
+    }
+
+    #[test]
+    fn header_algorithms_are_classified() {
+        assert!(matches!(asymmetric_alg("none"), Err(TokenError::AlgNone)));
+        assert!(matches!(
+            asymmetric_alg("HS512"),
+            Err(TokenError::SymmetricAlgorithm(_))
+        ));
+        assert!(matches!(
+            asymmetric_alg("ES512"),
+            Err(TokenError::UnsupportedAlgorithm(_))
+        ));
+        assert_eq!(asymmetric_alg("EdDSA").unwrap(), Algorithm::EdDSA);
+        assert_eq!(asymmetric_alg("PS384").unwrap(), Algorithm::PS384);
+    }
+
+    #[test]
+    fn pinned_jwk_alg_must_match_the_header() {
+        let mut pinned = rsa("r", 256);
+        pinned["alg"] = json!("RS256");
+        let key = VerifyKey::from_jwk_json(&pinned).unwrap();
+        assert!(key.check_alg("RS256", Algorithm::RS256).is_ok());
+        assert!(matches!(
+            key.check_alg("PS256", Algorithm::PS256),
+            Err(TokenError::AlgorithmKeyMismatch { .. })
+        ));
+        let unpinned = VerifyKey::from_jwk_json(&rsa("r", 256)).unwrap();
+        assert!(unpinned.check_alg("PS256", Algorithm::PS256).is_ok());
+        assert!(unpinned.check_alg("ES256", Algorithm::ES256).is_err());
     }
 }

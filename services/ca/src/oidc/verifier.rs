@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::error::clip;
 use super::jwks::KeyCache;
 use super::keys::{asymmetric_alg, select};
 use super::{TokenError, jwt};
@@ -68,7 +69,7 @@ impl TokenVerifier {
         let config = self
             .issuers
             .find(iss)
-            .ok_or_else(|| TokenError::UnknownIssuer(iss.to_string()))?;
+            .ok_or_else(|| TokenError::UnknownIssuer(clip(iss)))?;
 
         let kid = jwt.kid.as_deref();
         let keys = self
@@ -77,7 +78,7 @@ impl TokenVerifier {
             .await?;
         let key = select(&keys, kid, alg).ok_or_else(|| TokenError::UnknownKey {
             issuer: iss.to_string(),
-            kid: kid.unwrap_or("(none)").to_string(),
+            kid: clip(kid.unwrap_or("(none)")),
         })?;
         key.check_alg(&jwt.alg, alg)?;
         let valid = jsonwebtoken::crypto::verify(
