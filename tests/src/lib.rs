@@ -1,2 +1,4 @@
-//! Test harness: starts real peers (sigild, oidc-provider, PostgreSQL) for end-to-end tests.
+//! Test harness: starts real peers (sigild, oidc-provider, sigstore-python) for end-to-end tests.
 pub mod oidc_provider;
+pub mod sigstore_python;
+pub mod stack;

@@ -26,6 +26,52 @@ struct Cli {
 enum Command {
     /// Serve the log (and the CA, when issuers are configured) over HTTP.
     Serve(ServeArgs),
+    /// Print the ClientTrustConfig (trusted root + signing config) for this data dir, without serving.
+    TrustConfig(TrustConfigArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrustConfigArgs {
+    /// The URL clients will use to reach the server.
+    #[arg(long, env = "SIGIL_PUBLIC_URL")]
+    pub public_url: String,
+    #[command(flatten)]
+    pub ca: CaArgs,
+    /// Where keys live (the same directory `serve` uses).
+    #[arg(long, default_value = "./sigil-data", env = "SIGIL_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// Certificate authority options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CaArgs {
+    /// Issuers configuration file (JSON, Fulcio key names: OIDCIssuers, MetaIssuers). See docs/operations.md.
+    #[arg(long = "config", env = "SIGIL_CONFIG")]
+    pub issuers_config: Option<PathBuf>,
+    /// Trust an email-identity OIDC issuer (client id `sigstore`). Repeatable.
+    #[arg(long = "oidc-issuer", value_name = "URL")]
+    pub oidc_issuers: Vec<String>,
+    /// Allow issuers marked DevelopmentOnly. Never set this in production.
+    #[arg(long)]
+    pub allow_development_issuers: bool,
+    /// Store generated CA keys unencrypted (development only). Production sets SIGIL_CA_PASSPHRASE.
+    #[arg(long)]
+    pub insecure_unencrypted_ca_keys: bool,
+    /// Curve for generated CA keys: p256 or p384.
+    #[arg(long, default_value = "p256")]
+    pub ca_key_algorithm: String,
+    /// Existing intermediate private key (PEM) to issue with, instead of generated keys.
+    #[arg(long, requires = "ca_chain")]
+    pub ca_key: Option<PathBuf>,
+    /// The chain of --ca-key: intermediate first, root last (PEM).
+    #[arg(long, requires = "ca_key")]
+    pub ca_chain: Option<PathBuf>,
+    /// Lifetime of issued certificates, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub leaf_validity_secs: u64,
+    /// `operator` named in the trust config.
+    #[arg(long)]
+    pub operator: Option<String>,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -46,6 +92,8 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = sigil_log::http::DEFAULT_BODY_LIMIT, env = "SIGIL_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
+    #[command(flatten)]
+    pub ca: CaArgs,
     /// Log format: text or json.
     #[arg(long, default_value = "text", env = "SIGIL_LOG_FORMAT")]
     pub log_format: String,
@@ -62,6 +110,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_tracing(&args.log_format);
             runtime.block_on(serve::serve(args))
+        }
+        Command::TrustConfig(args) => {
+            init_tracing("text");
+            runtime.block_on(serve::print_trust_config(args))
         }
     }
 }

@@ -13,7 +13,12 @@ use sigil_log::{LogEngine, LogSigner, Store, tiles};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::ServeArgs;
+use crate::{CaArgs, ServeArgs, TrustConfigArgs};
+use sigil_ca::config::IssuersConfig;
+use sigil_ca::{
+    Ca, CaKeyAlgorithm, CaOptions, ImportedCa, KeyProtection, KeyStoreOptions, TrustConfigInputs,
+};
+use sigil_log::ct::CtLog;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = PrometheusBuilder::new()
@@ -44,7 +49,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "transparency log ready"
     );
 
-    let app = Router::new()
+    let issuers = issuers(&args.ca)?;
+    let mut app = Router::new();
+    if issuers.is_empty() {
+        tracing::warn!(
+            "no OIDC issuers configured (--config / --oidc-issuer): the CA is not serving"
+        );
+    } else {
+        let ct_key = LogSigner::load_or_create(&args.data_dir.join("keys/ctlog.pem"))?;
+        let ct = CtLog::new(LogEngine::open(store.clone(), "ct").await?, ct_key);
+        let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
+        let ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone()).await?;
+        let inputs = trust_inputs(&args.ca, &public_url, rekor.signer().spki_der());
+        tracing::info!(issuers = ?ca.configuration().issuers.len(), "certificate authority ready");
+        app = app
+            .merge(sigil_ca::router_with_trust(Arc::new(ca), Some(inputs)))
+            .merge(sigil_log::ct::http::router(ct));
+    }
+
+    let app = app
         .merge(rekor_v1::router(rekor.clone(), args.max_body_bytes))
         .merge(tiles::router(rekor.clone()))
         .route("/healthz", get(|| async { "ok" }))
@@ -66,6 +89,78 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     drop(rekor);
     tracing::info!("sigild stopped");
+    Ok(())
+}
+
+fn issuers(args: &CaArgs) -> anyhow::Result<IssuersConfig> {
+    let mut issuers = match &args.issuers_config {
+        Some(path) => IssuersConfig::from_file(path)?,
+        None => IssuersConfig::default(),
+    };
+    for url in &args.oidc_issuers {
+        issuers.add_email_issuer(url)?;
+    }
+    issuers.check_development(args.allow_development_issuers)?;
+    Ok(issuers)
+}
+
+fn ca_options(args: &CaArgs, data_dir: &std::path::Path) -> anyhow::Result<CaOptions> {
+    let algorithm = match args.ca_key_algorithm.as_str() {
+        "p256" => CaKeyAlgorithm::EcdsaP256,
+        "p384" => CaKeyAlgorithm::EcdsaP384,
+        other => anyhow::bail!("--ca-key-algorithm must be p256 or p384, not {other:?}"),
+    };
+    let imported = match (&args.ca_key, &args.ca_chain) {
+        (Some(key), Some(chain)) => Some(ImportedCa {
+            key_pem: key.clone(),
+            chain_pem: chain.clone(),
+        }),
+        _ => None,
+    };
+    Ok(CaOptions {
+        keys: KeyStoreOptions {
+            data_dir: data_dir.to_path_buf(),
+            algorithm,
+            protection: KeyProtection::from_env(args.insecure_unencrypted_ca_keys),
+            imported,
+            organization: "sigil".to_string(),
+        },
+        leaf_validity: Duration::from_secs(args.leaf_validity_secs),
+    })
+}
+
+fn trust_inputs(args: &CaArgs, public_url: &str, rekor_spki_der: &[u8]) -> TrustConfigInputs {
+    let url = public_url.trim_end_matches('/').to_string();
+    TrustConfigInputs {
+        ca_url: url.clone(),
+        rekor_url: url.clone(),
+        ct_url: url.clone(),
+        rekor_spki_der: rekor_spki_der.to_vec(),
+        oidc_url: None,
+        operator: args
+            .operator
+            .clone()
+            .unwrap_or_else(|| rekor_v1::url_host(&url)),
+        valid_from: None,
+    }
+}
+
+/// `sigild trust-config`: the same document `GET /api/v1/trust-config` serves.
+pub async fn print_trust_config(args: TrustConfigArgs) -> anyhow::Result<()> {
+    let keys = ca_options(&args.ca, &args.data_dir)?.keys;
+    let material =
+        tokio::task::spawn_blocking(move || sigil_ca::keystore::load_or_create(&keys)).await??;
+    let rekor_key = LogSigner::load_or_create(&args.data_dir.join("keys/rekor.pem"))?;
+    let ct_key = LogSigner::load_or_create(&args.data_dir.join("keys/ctlog.pem"))?;
+    let inputs = trust_inputs(&args.ca, &args.public_url, rekor_key.spki_der());
+    let config = sigil_ca::trust_config::client_trust_config(
+        &sigil_ca::trust_config::TrustMaterial {
+            ca_chain: &material.chain,
+            ct_spki_der: ct_key.spki_der(),
+        },
+        &inputs,
+    )?;
+    println!("{}", serde_json::to_string_pretty(&config)?);
     Ok(())
 }
 

@@ -1,0 +1,124 @@
+//! A real sigil stack for end-to-end tests: the `sigild` binary on a free loopback port with
+//! a temporary data dir, trusting the given OIDC issuers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+/// The workspace's `target/` directory.
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// Path of a workspace binary, built first (a no-op when `cargo test --workspace` already did).
+/// Tests of one package cannot name another package's binaries through CARGO_BIN_EXE_*.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
+    target_dir().join("debug").join(bin)
+}
+
+pub struct Stack {
+    child: Child,
+    pub url: String,
+    _data: tempfile::TempDir,
+    pub data_dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Stack {
+    /// sigild with its CA trusting `issuer_url` as an email issuer (unencrypted dev CA keys).
+    pub fn start(issuer_url: &str) -> Stack {
+        let sigild = workspace_binary("sigild", "sigild");
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(sigild)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data.path())
+            .args([
+                "--oidc-issuer",
+                issuer_url,
+                "--insecure-unencrypted-ca-keys",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sigild");
+        let mut stack = Stack {
+            child,
+            url,
+            data_dir: data.path().to_path_buf(),
+            _data: data,
+        };
+        stack.wait_healthy();
+        stack
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = self.url.trim_start_matches("http://").to_string();
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.contains("200 OK") {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("sigild exited during start-up: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sigild did not become healthy in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's ClientTrustConfig, written to `dir/trust-config.json`.
+    pub async fn trust_config_file(&self, dir: &Path) -> PathBuf {
+        let body = reqwest::get(format!("{}/api/v1/trust-config", self.url))
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let path = dir.join("trust-config.json");
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
