@@ -519,3 +519,39 @@ async fn rotated_keys_within_the_refresh_interval_are_not_refetched() {
     assert!(matches!(err, TokenError::UnknownKey { .. }), "{err:?}");
     assert_eq!(verifier.jwks_fetch_count(), 1);
 }
+
+#[tokio::test]
+async fn meta_issuer_pattern_admits_a_matching_issuer() {
+    let idp = OidcProvider::start();
+    let config = IssuersConfig::from_json(
+        r#"{"MetaIssuers": {"http://127.0.0.1:*": {"Type": "email", "ClientID": "sigstore"}}}"#,
+    )
+    .unwrap();
+    config.check_development(false).unwrap();
+    let principal = TokenVerifier::new(config)
+        .unwrap()
+        .verify(&idp.token("frank@example.com").await)
+        .await
+        .unwrap();
+    assert_eq!(principal.issuer, idp.issuer_url());
+    assert_eq!(
+        principal.san,
+        SubjectAltName::Email("frank@example.com".into())
+    );
+}
+
+#[tokio::test]
+async fn unreachable_issuer_is_a_server_side_error() {
+    let idp = OidcProvider::start();
+    let verifier = email_verifier(&idp);
+    let token = idp.token("alice@example.com").await;
+    let issuer = idp.issuer_url().to_string();
+    drop(idp);
+    let err = verifier.verify(&token).await.unwrap_err();
+    assert!(
+        matches!(&err, TokenError::IssuerUnavailable { issuer: i, .. } if *i == issuer),
+        "{err:?}"
+    );
+    assert!(err.is_server_side());
+    assert!(!TokenError::Expired.is_server_side());
+}
