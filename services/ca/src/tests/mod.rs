@@ -1,3 +1,5 @@
+mod api;
 mod issuance;
 mod keys;
+mod keystore;
 mod support;
