@@ -4,5 +4,6 @@
 //! subcommand group, so that adding a subcommand is a local change.
 
 pub mod cli;
+pub mod keys;
 pub mod trust_source;
 pub mod verify;

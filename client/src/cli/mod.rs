@@ -1,6 +1,7 @@
 //! The `sigil` command line. Each subcommand group lives in its own module and exposes an
 //! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
 
+mod keys;
 mod verify;
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ pub struct Cli {
 pub enum Command {
     VerifyBlob(Box<verify::VerifyBlobArgs>),
     VerifyBundle(verify::VerifyBundleArgs),
+    GenerateKeyPair(keys::GenerateKeyPairArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -55,6 +57,7 @@ pub fn run() -> ExitCode {
     let code = match cli.command {
         Command::VerifyBlob(args) => verify::verify_blob(*args),
         Command::VerifyBundle(args) => verify::verify_bundle_conformance(args),
+        Command::GenerateKeyPair(args) => keys::generate_key_pair(args),
     };
     ExitCode::from(code)
 }
