@@ -11,6 +11,9 @@ use super::keys::{HashAlg, signature_hash_from_oid};
 
 const SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
 const TST_INFO: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.1.4");
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,6 +32,8 @@ pub enum TimestampError {
     ImprintMismatch,
     #[error("timestamp is not signed by any timestamp authority in the trusted root")]
     UntrustedAuthority,
+    #[error("timestamp's signer identifier does not name the trusted authority's certificate")]
+    SignerIdentifierMismatch,
     #[error("timestamp's embedded signer certificate is not the trusted authority's certificate")]
     EmbeddedCertificateMismatch,
     #[error("timestamp authority certificate lacks the timeStamping extended key usage")]
@@ -76,6 +81,8 @@ impl TrustedTsa {
 
 struct Token<'a> {
     tst_info: &'a [u8],
+    /// SignerIdentifier: issuerAndSerialNumber (SEQUENCE) or [0] subjectKeyIdentifier.
+    sid: asn1::Tlv<'a>,
     embedded_certs: Vec<&'a [u8]>,
     digest_alg: HashAlg,
     signed_attrs: Option<&'a [u8]>,
@@ -91,7 +98,8 @@ fn alg_oid(alg_id: &asn1::Tlv<'_>) -> Result<ObjectIdentifier, TimestampError> {
     let first = asn1::children(alg_id.content)?
         .into_iter()
         .next()
-        .ok_or(TimestampError::Malformed("empty AlgorithmIdentifier"))?;
+        .filter(|f| alg_id.tag == SEQUENCE && f.tag == asn1::OID)
+        .ok_or(TimestampError::Malformed("bad AlgorithmIdentifier"))?;
     ObjectIdentifier::from_bytes(first.content).map_err(|_| TimestampError::Malformed("bad OID"))
 }
 
@@ -113,6 +121,7 @@ fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampError> {
             }
             parts
                 .get(1)
+                .filter(|t| t.tag == SEQUENCE)
                 .ok_or(TimestampError::Malformed(
                     "granted response without a token",
                 ))?
@@ -168,14 +177,24 @@ fn parse_token(der: &[u8]) -> Result<Token<'_>, TimestampError> {
     let [sig_alg, signature, ..] = rest else {
         return Err(TimestampError::Malformed("SignerInfo too short"));
     };
-    let sig_hash = signature_hash_from_oid(&alg_oid(sig_alg)?).flatten();
+    // CMS allows naming just the key algorithm, the hash then being the digest algorithm.
+    let sig_oid = alg_oid(sig_alg)?;
+    let sig_hash = match signature_hash_from_oid(&sig_oid) {
+        Some(hash) => hash,
+        None if sig_oid == EC_PUBLIC_KEY || sig_oid == RSA_ENCRYPTION => None,
+        None => return Err(TimestampError::UnsupportedAlgorithm),
+    };
     if signature.tag != OCTET_STRING {
         return Err(TimestampError::Malformed(
             "signature is not an OCTET STRING",
         ));
     }
+    let sid = *si
+        .get(1)
+        .ok_or(TimestampError::Malformed("SignerInfo too short"))?;
     Ok(Token {
         tst_info,
+        sid,
         embedded_certs,
         digest_alg,
         signed_attrs,
@@ -269,6 +288,9 @@ fn check_authority(
     token: &Token<'_>,
     gen_time: OffsetDateTime,
 ) -> Result<(), TimestampError> {
+    if !sid_names(&token.sid, leaf) {
+        return Err(TimestampError::SignerIdentifierMismatch);
+    }
     if !token.embedded_certs.is_empty() && !token.embedded_certs.contains(&leaf.der.as_slice()) {
         return Err(TimestampError::EmbeddedCertificateMismatch);
     }
@@ -288,4 +310,30 @@ fn check_authority(
         return Err(TimestampError::OutsideCertificateValidity(gen_time));
     }
     Ok(())
+}
+
+/// Does the SignerInfo's `sid` identify `cert` (by issuer and serial, or by key identifier)?
+fn sid_names(sid: &asn1::Tlv<'_>, cert: &ParsedCert) -> bool {
+    if sid.tag == asn1::SEQUENCE {
+        let Ok(tbs) = asn1::expect(cert.tbs_der(), SEQUENCE) else {
+            return false;
+        };
+        let Ok(fields) = asn1::children(tbs.content) else {
+            return false;
+        };
+        // TBSCertificate: [0] version?, serialNumber, signature, issuer, ...
+        let skip = usize::from(fields.first().is_some_and(|f| f.tag == ctx(0)));
+        let (Some(serial), Some(issuer)) = (fields.get(skip), fields.get(skip + 2)) else {
+            return false;
+        };
+        let mut expected = issuer.raw.to_vec();
+        expected.extend_from_slice(serial.raw);
+        sid.content == expected.as_slice()
+    } else if sid.tag == 0x80 {
+        cert.extension(&SUBJECT_KEY_ID)
+            .and_then(|ext| asn1::expect(ext, OCTET_STRING).ok())
+            .is_some_and(|ski| ski.content == sid.content)
+    } else {
+        false
+    }
 }
