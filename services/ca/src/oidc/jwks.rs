@@ -20,6 +20,8 @@ const MAX_KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
 const FAILURE_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Above this many issuers in the cache, entries without keys are dropped.
+const MAX_CACHED_ISSUERS: usize = 1024;
 
 pub(crate) type KeySet = Arc<Vec<VerifyKey>>;
 
@@ -80,6 +82,11 @@ impl KeyCache {
     ) -> Result<KeySet, TokenError> {
         let entry = {
             let mut map = self.issuers.lock().expect("key cache lock poisoned");
+            if map.len() >= MAX_CACHED_ISSUERS && !map.contains_key(issuer) {
+                // Meta-issuer patterns admit unboundedly many URLs; forget the ones that never
+                // yielded keys (a busy entry is kept: someone is fetching it right now).
+                map.retain(|_, e| e.try_lock().map_or(true, |s| s.cached.is_some()));
+            }
             map.entry(issuer.to_string()).or_default().clone()
         };
         // One fetch per issuer at a time; concurrent callers wait and then reuse its result.
