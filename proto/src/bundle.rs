@@ -49,6 +49,15 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// A bundle with the v0.3 media type, the one sigil writes.
+    pub fn new(verification_material: VerificationMaterial, content: SignatureContent) -> Bundle {
+        Bundle {
+            media_type: MEDIA_TYPE_V0_3.to_string(),
+            verification_material,
+            content,
+        }
+    }
+
     pub fn from_json(bytes: &[u8]) -> Result<Bundle, BundleParseError> {
         Ok(serde_json::from_slice(bytes)?)
     }
@@ -431,6 +440,8 @@ mod tests {
         assert!(
             matches!(b.content, SignatureContent::MessageSignature(ref m) if m.signature == [1, 2])
         );
+        let rebuilt = Bundle::new(b.verification_material.clone(), b.content.clone());
+        assert_eq!(rebuilt.media_type, MEDIA_TYPE_V0_3);
         // Re-parsing our own output gives the same value.
         assert_eq!(Bundle::from_json(b.to_json().as_bytes()).unwrap(), b);
     }
