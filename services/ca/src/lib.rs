@@ -2,6 +2,7 @@ pub mod api;
 pub mod ca;
 pub mod certificate;
 pub mod config;
+pub mod dev_issuer;
 pub mod identity;
 pub mod keystore;
 pub mod oidc;

@@ -51,6 +51,13 @@ pub struct CaArgs {
     /// Trust an email-identity OIDC issuer (client id `sigstore`). Repeatable.
     #[arg(long = "oidc-issuer", value_name = "URL")]
     pub oidc_issuers: Vec<String>,
+    /// Development quick start: run a loopback-only token issuer on --dev-issuer-listen, trust
+    /// it, and keep CA keys unencrypted. Never use in production.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the --dev token issuer listens (loopback only).
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    pub dev_issuer_listen: std::net::SocketAddr,
     /// Allow issuers marked DevelopmentOnly. Never set this in production.
     #[arg(long)]
     pub allow_development_issuers: bool,

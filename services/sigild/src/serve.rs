@@ -49,7 +49,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "transparency log ready"
     );
 
-    let issuers = issuers(&args.ca)?;
+    let mut ca_args = args.ca.clone();
+    let mut dev_issuer_url = None;
+    if ca_args.dev {
+        let dev = sigil_ca::dev_issuer::start(ca_args.dev_issuer_listen).await?;
+        tracing::warn!(
+            token_url = %format!("{}/token?email=you@example.com", dev.url),
+            "DEVELOPMENT MODE: trusting a local token issuer and keeping CA keys unencrypted; never use in production"
+        );
+        ca_args.insecure_unencrypted_ca_keys = true;
+        ca_args.allow_development_issuers = true;
+        dev_issuer_url = Some(dev.url);
+    }
+    let args = ServeArgs {
+        ca: ca_args,
+        ..args
+    };
+    let issuers = issuers(&args.ca, dev_issuer_url.as_deref())?;
     let mut app = Router::new();
     if issuers.is_empty() {
         tracing::warn!(
@@ -60,7 +76,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let ct = CtLog::new(LogEngine::open(store.clone(), "ct").await?, ct_key);
         let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
         let ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone()).await?;
-        let inputs = trust_inputs(&args.ca, &public_url, rekor.signer().spki_der());
+        let mut inputs = trust_inputs(&args.ca, &public_url, rekor.signer().spki_der());
+        inputs.oidc_url = dev_issuer_url.clone();
         tracing::info!(issuers = ?ca.configuration().issuers.len(), "certificate authority ready");
         app = app
             .merge(sigil_ca::router_with_trust(Arc::new(ca), Some(inputs)))
@@ -92,11 +109,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn issuers(args: &CaArgs) -> anyhow::Result<IssuersConfig> {
+fn issuers(args: &CaArgs, dev_issuer: Option<&str>) -> anyhow::Result<IssuersConfig> {
     let mut issuers = match &args.issuers_config {
         Some(path) => IssuersConfig::from_file(path)?,
         None => IssuersConfig::default(),
     };
+    if let Some(url) = dev_issuer {
+        let mut issuer = sigil_ca::config::IssuerConfig::email(url);
+        issuer.development_only = true;
+        issuer.description = Some("sigild --dev token issuer".into());
+        issuers.add_issuer(url, issuer)?;
+    }
     for url in &args.oidc_issuers {
         issuers.add_email_issuer(url)?;
     }

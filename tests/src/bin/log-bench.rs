@@ -1,0 +1,226 @@
+//! Drives a real `sigild` over HTTP with many concurrent clients submitting hashedrekord
+//! entries, and reports entries/s and latency percentiles.
+//!
+//!   cargo build --release -p sigild -p sigil-tests
+//!   target/release/log-bench --backend sqlite --clients 64 --entries 20000
+//!   target/release/log-bench --backend sqlite --rate 1000 --entries 10000
+//!   target/release/log-bench --backend postgres --clients 64 --entries 20000
+//!
+//! Entries are signed before the clock starts so the figures are the server's, not the
+//! load generator's signing. `--rate` switches to an open-loop fixed arrival rate.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+
+struct Args {
+    backend: String,
+    clients: usize,
+    entries: usize,
+    rate: Option<f64>,
+    sigild: PathBuf,
+    database_url: String,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        backend: "sqlite".into(),
+        clients: 64,
+        entries: 20_000,
+        rate: None,
+        sigild: sigil_tests::stack::target_dir().join("release/sigild"),
+        database_url: "postgres://postgres@127.0.0.1:5432/test".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--backend" => a.backend = val(),
+            "--clients" => a.clients = val().parse().expect("--clients N"),
+            "--entries" => a.entries = val().parse().expect("--entries N"),
+            "--rate" => a.rate = Some(val().parse().expect("--rate PER_SECOND")),
+            "--sigild" => a.sigild = val().into(),
+            "--database-url" => a.database_url = val(),
+            "--help" | "-h" => {
+                println!(
+                    "log-bench [--backend sqlite|postgres] [--clients N] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+fn make_entries(n: usize) -> Vec<Vec<u8>> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    spki.extend_from_slice(key.public_key().as_ref());
+    let pub_b64 = STANDARD.encode(pem("PUBLIC KEY", &spki));
+    let run = rand_tag();
+    (0..n)
+        .map(|i| {
+            let artifact = format!("bench {run} artifact {i}");
+            let sig = key.sign(&rng, artifact.as_bytes()).unwrap();
+            serde_json::json!({
+                "apiVersion": "0.0.1", "kind": "hashedrekord",
+                "spec": {"signature": {"content": STANDARD.encode(sig), "publicKey": {"content": pub_b64}},
+                         "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(artifact.as_bytes()))}}}
+            })
+            .to_string()
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn rand_tag() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+struct Server(Child, tempfile::TempDir);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(args: &Args, port: u16) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(&args.sigild);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    if args.backend == "postgres" {
+        cmd.args(["--database-url", &args.database_url]);
+    }
+    let child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "start {}: {e} (build it with cargo build --release -p sigild)",
+            args.sigild.display()
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sigild did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server(child, dir)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = start(&args, port);
+    let url = format!("http://127.0.0.1:{port}/api/v1/log/entries");
+    eprintln!("signing {} entries…", args.entries);
+    let entries = Arc::new(make_entries(args.entries));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let workers = if args.rate.is_some() {
+        args.entries
+    } else {
+        args.clients
+    };
+    for w in 0..workers {
+        let (http, url, entries, next) = (http.clone(), url.clone(), entries.clone(), next.clone());
+        let rate = args.rate;
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = match rate {
+                    // Open loop: entry w is sent at w / rate seconds, whatever the server does.
+                    Some(r) => {
+                        if !latencies.is_empty() {
+                            break;
+                        }
+                        tokio::time::sleep_until(
+                            (started + Duration::from_secs_f64(w as f64 / r)).into(),
+                        )
+                        .await;
+                        w
+                    }
+                    None => next.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                };
+                if i >= entries.len() {
+                    break;
+                }
+                let t = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(entries[i].clone())
+                    .send()
+                    .await
+                    .expect("request");
+                let status = resp.status();
+                let _ = resp.bytes().await;
+                assert_eq!(status, 201, "entry {i} was not created");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(args.entries);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    all.sort();
+    let mode = match args.rate {
+        Some(r) => format!("open loop at {r}/s"),
+        None => format!("{} concurrent clients", args.clients),
+    };
+    println!(
+        "backend={} mode=\"{mode}\" entries={} elapsed={:.2}s throughput={:.0} entries/s p50={:.1}ms p99={:.1}ms max={:.1}ms",
+        args.backend,
+        all.len(),
+        elapsed.as_secs_f64(),
+        all.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&all, 0.50).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
+        all.last().unwrap().as_secs_f64() * 1e3,
+    );
+}
