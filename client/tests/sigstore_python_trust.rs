@@ -1,9 +1,11 @@
-//! The trust documents sigil writes are read by sigstore-python 4.5.1 (the strict reference
-//! client): a ClientTrustConfig serialised from our types lets it verify real bundles offline.
+//! The trust documents and bundles sigil writes are read by sigstore-python 4.5.1 (the strict
+//! reference client): a ClientTrustConfig and a bundle serialised from our types let it verify
+//! real bundles offline.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sigil_proto::bundle::Bundle;
 use sigil_proto::trust::{
     CLIENT_TRUST_CONFIG_MEDIA_TYPE_V0_1, ClientTrustConfig, SIGNING_CONFIG_MEDIA_TYPE_V0_2,
     Service, ServiceConfiguration, SigningConfig, TimeRange, TrustedRoot,
@@ -126,6 +128,11 @@ fn sigstore_python_verifies(
         serde_json::to_vec_pretty(&trust_config(root)).unwrap(),
     )
     .unwrap();
+    // The bundle goes through our types too.
+    let bundle =
+        Bundle::from_json(&std::fs::read(dir.join("bundle.sigstore.json")).unwrap()).unwrap();
+    let bundle_path = tmp.path().join("bundle.sigstore.json");
+    std::fs::write(&bundle_path, bundle.to_json()).unwrap();
 
     let out = Command::new(sigstore_cli())
         .arg("--trust-config")
@@ -139,8 +146,12 @@ fn sigstore_python_verifies(
             ISSUER,
             "--bundle",
         ])
-        .arg(dir.join("bundle.sigstore.json"))
-        .arg(assets.join("bundle-verify/a.txt"))
+        .arg(&bundle_path)
+        .arg(if dir.join("artifact").exists() {
+            dir.join("artifact")
+        } else {
+            assets.join("bundle-verify/a.txt")
+        })
         .output()
         .expect("run sigstore");
     let output = format!(
@@ -179,4 +190,15 @@ fn sigstore_python_rejects_the_bundle_when_our_config_lacks_the_log() {
 #[test]
 fn sigstore_python_accepts_our_trust_config_for_a_rekor_v2_bundle_with_tsa() {
     assert_verifies("rekor2-happy-path");
+}
+
+#[test]
+fn sigstore_python_accepts_our_v0_1_chain_bundle() {
+    assert_verifies("happy-path-v0.1");
+}
+
+#[test]
+fn sigstore_python_accepts_our_dsse_bundles() {
+    assert_verifies("happy-path-intoto-in-dsse-v3");
+    assert_verifies("rekor2-dsse-happy-path");
 }
