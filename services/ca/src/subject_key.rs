@@ -243,9 +243,10 @@ fn check_rsa(rsa_public_key_der: &[u8]) -> Result<(), SubjectKeyError> {
 /// Subject and attributes are ignored: only the key and the proof it gives matter (§1.2).
 pub fn verify_csr(bytes: &[u8]) -> Result<SubjectKey, SubjectKeyError> {
     let malformed = |e: der::Error| SubjectKeyError::MalformedCsr(e.to_string());
-    let trimmed = bytes.trim_ascii();
-    let der = if trimmed.starts_with(b"-----BEGIN") {
-        let (label, der) = der::pem::decode_vec(trimmed).map_err(|e| malformed(e.into()))?;
+    // Only PEM may be trimmed: DER can legitimately end in a byte that looks like whitespace.
+    let pem = bytes.trim_ascii();
+    let der = if pem.starts_with(b"-----BEGIN") {
+        let (label, der) = der::pem::decode_vec(pem).map_err(|e| malformed(e.into()))?;
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {
             return Err(SubjectKeyError::MalformedCsr(format!(
                 "unexpected PEM label {label:?}"
@@ -253,7 +254,7 @@ pub fn verify_csr(bytes: &[u8]) -> Result<SubjectKey, SubjectKeyError> {
         }
         der
     } else {
-        trimmed.to_vec()
+        bytes.to_vec()
     };
     let raw = RawCsr::from_der(&der).map_err(malformed)?;
     // The signature covers the CertificationRequestInfo exactly as sent.
