@@ -2,3 +2,5 @@
 pub mod oidc_provider;
 pub mod sigstore_python;
 pub mod stack;
+pub mod oidc_mock;
+pub mod peers;

@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::peers::{cache_dir, missing_tool};
+
 /// The client whose tokens sigil accepts by default (`aud = "sigstore"`).
 pub const CLIENT_ID: &str = "sigstore";
 /// A second registered client: its tokens carry `aud = "not-sigstore"`.
@@ -222,7 +224,7 @@ fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .spawn()
-        .unwrap_or_else(|e| missing_tool("node", &e.to_string()));
+        .unwrap_or_else(|e| missing_tool("node (Node.js 20+)", &e.to_string()));
     let stdin = child.stdin.take().expect("piped stdin");
     let stdout = child.stdout.take().expect("piped stdout");
 
@@ -259,25 +261,6 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-fn missing_tool(tool: &str, detail: &str) -> ! {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    panic!(
-        "the OIDC test provider needs `{tool}` (Node.js 20+ with npm) on PATH: {detail}.{}",
-        if ci {
-            " CI=true: this must be installed in CI, not skipped."
-        } else {
-            " Install Node.js and npm to run these tests."
-        }
-    )
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-    }
-}
-
 fn script_file_name() -> String {
     // Named by content so an edited script never races with a running older copy.
     use std::hash::{Hash, Hasher};
@@ -290,7 +273,7 @@ fn script_file_name() -> String {
 fn installed_package() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = target_dir().join("sigil-test-peers");
+        let root = cache_dir();
         let dir = root.join(PACKAGE_DIR);
         if !dir.join("node_modules/oidc-provider/package.json").exists() {
             install_into(&root, &dir);
@@ -316,7 +299,7 @@ fn install_into(root: &Path, dir: &Path) {
         .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
         .current_dir(&staging)
         .output()
-        .unwrap_or_else(|e| missing_tool("npm", &e.to_string()));
+        .unwrap_or_else(|e| missing_tool("npm (Node.js 20+)", &e.to_string()));
     if !output.status.success() {
         panic!(
             "`npm ci` for oidc-provider failed ({}):\n{}",

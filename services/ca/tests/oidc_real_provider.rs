@@ -555,3 +555,24 @@ async fn unreachable_issuer_is_a_server_side_error() {
     assert!(err.is_server_side());
     assert!(!TokenError::Expired.is_server_side());
 }
+
+#[tokio::test]
+async fn token_from_a_second_independent_provider_with_array_audience() {
+    let idp = sigil_tests::oidc_mock::MockOidcProvider::start();
+    let token = idp.token("grace@example.com").await;
+    let (header, claims, _) = parts(&token);
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(claims["aud"], json!(["sigstore"]));
+    let mut config = IssuersConfig::default();
+    config.add_email_issuer(idp.issuer_url()).unwrap();
+    let principal = TokenVerifier::new(config)
+        .unwrap()
+        .verify(&token)
+        .await
+        .unwrap();
+    assert_eq!(
+        principal.san,
+        SubjectAltName::Email("grace@example.com".into())
+    );
+    assert_eq!(principal.issuer, idp.issuer_url());
+}
