@@ -103,6 +103,25 @@ fn verify_blob_fails_with_exit_1_on_the_wrong_identity() {
         "--trusted-root",
         &p.root,
         "--certificate-identity",
+        "alice@example.com",
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["check"], "identity");
+
+    let out = sigil(&[
+        "verify-blob",
+        &p.artifact,
+        "--bundle",
+        &p.bundle,
+        "--trusted-root",
+        &p.root,
+        "--certificate-identity",
         IDENTITY,
         "--certificate-oidc-issuer",
         ISSUER,

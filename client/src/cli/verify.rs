@@ -232,7 +232,7 @@ fn report(result: Result<VerifiedBundle, Failure>, output: OutputFormat) -> u8 {
         (Err(Failure::Verify(e)), OutputFormat::Json) => {
             println!(
                 "{}",
-                serde_json::json!({"verified": false, "error": e.to_string()})
+                serde_json::json!({"verified": false, "check": e.check(), "error": e.to_string()})
             );
             exit::FAILED
         }

@@ -72,3 +72,29 @@ pub enum VerifyError {
         not_after: OffsetDateTime,
     },
 }
+
+impl VerifyError {
+    /// A stable, machine-readable name for the check that failed (for `--output json`).
+    pub fn check(&self) -> &'static str {
+        match self {
+            VerifyError::BundleFormat(_)
+            | VerifyError::UnsupportedVersion(_)
+            | VerifyError::BundleShape(_) => "bundle",
+            VerifyError::KeyRequired | VerifyError::CertificateNotKey => "signer_material",
+            VerifyError::TrustedRoot(_) => "trusted_root",
+            VerifyError::Certificate(_)
+            | VerifyError::Chain(_)
+            | VerifyError::CertificateProfile(_) => "certificate",
+            VerifyError::Sct(_) => "sct",
+            VerifyError::Identity { .. }
+            | VerifyError::Issuer { .. }
+            | VerifyError::GithubClaim { .. } => "identity",
+            VerifyError::Signature => "signature",
+            VerifyError::ArtifactMismatch(_) => "artifact",
+            VerifyError::Tlog(_) => "transparency_log",
+            VerifyError::LogEntryMismatch(_) => "log_entry",
+            VerifyError::Timestamp(_) => "timestamp",
+            VerifyError::NoVerifiedTime | VerifyError::TimeOutsideCertificate { .. } => "time",
+        }
+    }
+}

@@ -153,3 +153,57 @@ pub fn verify_embedded_sct(
     }
     Err(SctError::Unverified(hex::encode(sct.log_id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sct(ext: &[u8], sig: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8];
+        out.extend_from_slice(&[7; 32]);
+        out.extend_from_slice(&1_700_000_000_000u64.to_be_bytes());
+        out.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        out.extend_from_slice(ext);
+        out.extend_from_slice(&[4, 3]);
+        out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+        out.extend_from_slice(sig);
+        out
+    }
+
+    fn list(scts: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for s in scts {
+            body.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            body.extend_from_slice(s);
+        }
+        let mut out = (body.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn parses_scts_with_and_without_extensions() {
+        let bytes = list(&[sct(b"", b"sig"), sct(&[0, 0, 0, 0, 0, 1, 2, 3], b"sig2")]);
+        let parsed = parse_list(&bytes).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0].timestamp_ms, 1_700_000_000_000);
+        assert_eq!(parsed[1].extensions.len(), 8);
+        assert_eq!(parsed[1].signature, b"sig2");
+        assert_eq!(parsed[0].log_id, &[7; 32]);
+    }
+
+    #[test]
+    fn rejects_truncated_or_padded_lists() {
+        let good = list(&[sct(b"", b"sig")]);
+        assert!(parse_list(&good[..good.len() - 1]).is_err());
+        let mut padded = good.clone();
+        padded.push(0);
+        assert!(parse_list(&padded).is_err());
+        let mut bad_version = sct(b"", b"sig");
+        bad_version[0] = 1;
+        assert!(matches!(
+            parse_list(&list(&[bad_version])),
+            Err(SctError::Malformed(_))
+        ));
+    }
+}

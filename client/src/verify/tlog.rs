@@ -22,6 +22,8 @@ pub enum TlogError {
     MissingInclusionProof,
     #[error("inclusion proof has no checkpoint")]
     MissingCheckpoint,
+    #[error("inclusion proof is for index {proof} but the entry is at index {entry}")]
+    IndexMismatch { entry: u64, proof: u64 },
     #[error("inclusion proof hashes must be 32 bytes")]
     BadHashLength,
     #[error("inclusion proof does not lead to the claimed root: {0}")]
@@ -94,6 +96,15 @@ pub fn verify_inclusion(
         .iter()
         .map(|h| to_hash(h))
         .collect::<Result<_, _>>()?;
+    // Rekor v2 has no shards, so the proof must be for the entry's own index.
+    let rekor_v2 = entry.kind_version.version == "0.0.2"
+        && matches!(entry.kind_version.kind.as_str(), "hashedrekord" | "dsse");
+    if rekor_v2 && proof.log_index != entry.log_index {
+        return Err(TlogError::IndexMismatch {
+            entry: entry.log_index,
+            proof: proof.log_index,
+        });
+    }
     let leaf = merkle::leaf_hash(&entry.canonicalized_body);
     merkle::verify_inclusion(&leaf, proof.log_index, proof.tree_size, &hashes, &root)
         .map_err(TlogError::InclusionProof)?;
