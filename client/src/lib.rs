@@ -5,5 +5,7 @@
 
 pub mod cli;
 pub mod keys;
+pub mod oidc;
+pub mod sign;
 pub mod trust_source;
 pub mod verify;

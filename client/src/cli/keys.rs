@@ -62,7 +62,6 @@ fn set_echo(on: bool) {
 }
 
 /// The password for an existing key: `$COSIGN_PASSWORD`, else asked once.
-#[allow(dead_code)] // sign-blob --key lands in the next change
 pub fn password_for_existing_key(path: &Path) -> Result<String, PasswordError> {
     if let Ok(p) = std::env::var(PASSWORD_ENV) {
         return Ok(p);

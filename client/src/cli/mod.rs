@@ -2,6 +2,7 @@
 //! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
 
 mod keys;
+mod sign;
 mod verify;
 
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ pub enum Command {
     VerifyBlob(Box<verify::VerifyBlobArgs>),
     VerifyBundle(verify::VerifyBundleArgs),
     GenerateKeyPair(keys::GenerateKeyPairArgs),
+    SignBlob(Box<sign::SignBlobArgs>),
+    SignBundle(sign::SignBundleArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -58,6 +61,8 @@ pub fn run() -> ExitCode {
         Command::VerifyBlob(args) => verify::verify_blob(*args),
         Command::VerifyBundle(args) => verify::verify_bundle_conformance(args),
         Command::GenerateKeyPair(args) => keys::generate_key_pair(args),
+        Command::SignBlob(args) => sign::sign_blob(*args),
+        Command::SignBundle(args) => sign::sign_bundle_conformance(args),
     };
     ExitCode::from(code)
 }
