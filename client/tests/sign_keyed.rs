@@ -1,0 +1,313 @@
+//! Keyed signing against a real `sigild`: generate-key-pair → sign-blob --key → verify-blob.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds sigild (a client test cannot use another package's CARGO_BIN_EXE) and returns it.
+fn sigild_binary() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-p", "sigild"])
+        .current_dir(workspace())
+        .status()
+        .expect("running cargo build -p sigild");
+    assert!(status.success(), "cargo build -p sigild failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let bin = target.join("debug").join("sigild");
+    assert!(bin.exists(), "{} missing after build", bin.display());
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running sigild, stopped when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    trust_config: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sigild(dir: &Path) -> Server {
+    let bin = sigild_binary();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let data = dir.join("data");
+    // Keys are created by whichever command runs first; trust-config writes the same
+    // document the server would serve, so the test knows the log key up front.
+    let out = Command::new(&bin)
+        .args(["trust-config", "--public-url", &url, "--data-dir"])
+        .arg(&data)
+        .arg("--insecure-unencrypted-ca-keys")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigild trust-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trust_config = dir.join("trust_config.json");
+    std::fs::write(&trust_config, &out.stdout).unwrap();
+    let child = Command::new(&bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&data)
+        .arg("--insecure-unencrypted-ca-keys")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server {
+        child,
+        url,
+        trust_config,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sigild did not start listening");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn sigil(dir: &Path, args: &[&str], password: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigil"));
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .env_remove("SIGIL_TRUSTED_ROOT")
+        .env_remove("SIGSTORE_ID_TOKEN")
+        .env_remove("ACTIONS_ID_TOKEN_REQUEST_URL");
+    match password {
+        Some(p) => cmd.env("COSIGN_PASSWORD", p),
+        None => cmd.env_remove("COSIGN_PASSWORD"),
+    };
+    cmd.output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn keyed_sign_then_verify_and_tampering_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start_sigild(d);
+    let tc = server.trust_config.to_string_lossy().to_string();
+
+    let out = sigil(d, &["generate-key-pair"], Some(PASSWORD));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let key = std::fs::read_to_string(d.join("cosign.key")).unwrap();
+    assert!(key.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"));
+    assert!(
+        std::fs::read_to_string(d.join("cosign.pub"))
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    // A second run must not overwrite the key silently.
+    let again = sigil(d, &["generate-key-pair"], Some(PASSWORD));
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again.stderr));
+
+    let artifact: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(d.join("release.tar.gz"), &artifact).unwrap();
+    let out = sigil(
+        d,
+        &[
+            "sign-blob",
+            "release.tar.gz",
+            "--key",
+            "cosign.key",
+            "--trust-config",
+            &tc,
+            "--output",
+            "json",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "sign-blob: {}", text(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["signed"], true);
+    assert_eq!(summary["bundle"], "release.tar.gz.sigstore.json");
+    assert_eq!(summary["logUrl"], server.url.as_str());
+    assert_eq!(summary["verifiedBeforeWriting"], true);
+    assert_eq!(summary["entryUuid"].as_str().unwrap().len(), 64);
+    assert!(summary["logIndex"].is_u64());
+
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("release.tar.gz.sigstore.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        bundle["mediaType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    );
+    assert!(bundle["verificationMaterial"]["publicKey"]["hint"].is_string());
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    assert_eq!(entry["kindVersion"]["kind"], "hashedrekord");
+    assert!(entry["inclusionPromise"]["signedEntryTimestamp"].is_string());
+    assert!(entry["inclusionProof"]["checkpoint"]["envelope"].is_string());
+
+    let verify = |file: &str, public: &str| {
+        sigil(
+            d,
+            &[
+                "verify-blob",
+                file,
+                "--bundle",
+                "release.tar.gz.sigstore.json",
+                "--key",
+                public,
+                "--trust-config",
+                &tc,
+            ],
+            None,
+        )
+    };
+    let out = verify("release.tar.gz", "cosign.pub");
+    assert!(out.status.success(), "verify-blob: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Verified OK"));
+
+    let mut tampered = artifact.clone();
+    tampered[1234] ^= 1;
+    std::fs::write(d.join("tampered.tar.gz"), &tampered).unwrap();
+    let out = verify("tampered.tar.gz", "cosign.pub");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("the bundle's message digest is not the artifact's digest"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Another key does not verify this bundle.
+    let out = sigil(
+        d,
+        &["generate-key-pair", "--output-key-prefix", "other"],
+        Some(""),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = verify("release.tar.gz", "other.pub");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}
+
+#[test]
+fn keyed_signing_reports_usage_errors_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = start_sigild(d);
+    let out = sigil(d, &["generate-key-pair"], Some(PASSWORD));
+    assert!(out.status.success());
+    std::fs::write(d.join("a.txt"), b"hello").unwrap();
+
+    let out = sigil(
+        d,
+        &[
+            "sign-blob",
+            "a.txt",
+            "--key",
+            "cosign.key",
+            "--server",
+            &server.url,
+        ],
+        Some("not the password"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("wrong password"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = sigil(
+        d,
+        &["sign-blob", "a.txt", "--key", "cosign.key"],
+        Some(PASSWORD),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--server"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A log that is not there is a signing failure, not a usage error.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = sigil(
+        d,
+        &[
+            "sign-blob",
+            "a.txt",
+            "--key",
+            "cosign.key",
+            "--rekor-url",
+            &dead,
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot reach the transparency log"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // --rekor-url alone writes an unchecked bundle that still verifies with the trust config.
+    let out = sigil(
+        d,
+        &[
+            "sign-blob",
+            "a.txt",
+            "--key",
+            "cosign.key",
+            "--rekor-url",
+            &server.url,
+            "--bundle",
+            "a.bundle",
+        ],
+        Some(PASSWORD),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tc = server.trust_config.to_string_lossy().to_string();
+    let out = sigil(
+        d,
+        &[
+            "verify-blob",
+            "a.txt",
+            "--bundle",
+            "a.bundle",
+            "--key",
+            "cosign.pub",
+            "--trust-config",
+            &tc,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
