@@ -81,7 +81,7 @@ impl From<IssueError> for ApiError {
                 grpc_code::UNAUTHENTICATED,
                 e.to_string(),
             ),
-            IssueError::Profile(_) | IssueError::Ct(_) => {
+            IssueError::Profile(_) | IssueError::Ct(_) | IssueError::IssuerExpiring => {
                 tracing::error!(error = %e, "certificate issuance failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

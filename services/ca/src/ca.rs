@@ -45,8 +45,12 @@ impl IdentityVerifier for TokenVerifier {
     }
 
     fn configuration(&self) -> Configuration {
-        serde_json::from_value(self.issuers().configuration_json()).unwrap_or(Configuration {
-            issuers: Vec::new(),
+        serde_json::from_value(self.issuers().configuration_json()).unwrap_or_else(|e| {
+            // Both shapes are ours; a mismatch is a bug, not a reason to fail requests.
+            tracing::error!(error = %e, "issuer configuration does not fit the Fulcio shape");
+            Configuration {
+                issuers: Vec::new(),
+            }
         })
     }
 }
@@ -74,6 +78,8 @@ pub enum IssueError {
     Profile(#[from] ProfileError),
     #[error("the CT log did not accept the precertificate: {0}")]
     Ct(#[from] CtError),
+    #[error("the issuing CA certificate expires before a new certificate would; rotate the CA")]
+    IssuerExpiring,
 }
 
 impl From<CertError> for IssueError {
@@ -100,6 +106,8 @@ pub struct Ca {
     verifier: Box<dyn IdentityVerifier>,
     ct: CtLog,
     leaf_validity: Duration,
+    /// No leaf may outlive the certificate that issued it.
+    issuer_not_after: SystemTime,
 }
 
 impl Ca {
@@ -139,6 +147,11 @@ impl Ca {
             .iter()
             .map(|der| certificate::to_pem(der))
             .collect::<Result<Vec<_>, _>>()?;
+        let issuer_not_after = issuing
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_system_time();
         ct.add_accepted_root(material.root_der().to_vec());
         Ok(Ca {
             material,
@@ -148,6 +161,7 @@ impl Ca {
             verifier: Box::new(verifier),
             ct,
             leaf_validity,
+            issuer_not_after,
         })
     }
 
@@ -261,11 +275,15 @@ impl Ca {
         subject_key: SubjectPublicKeyInfoOwned,
     ) -> Result<Issued, IssueError> {
         let started = Instant::now();
+        let now = SystemTime::now();
+        if now + self.leaf_validity > self.issuer_not_after {
+            return Err(IssueError::IssuerExpiring);
+        }
         let tbs = profile::leaf_tbs(
             &self.issuer,
             principal,
             subject_key,
-            SystemTime::now(),
+            now,
             self.leaf_validity,
         )?;
         let tbs_without_poison = tbs.to_der().map_err(CertError::from)?;

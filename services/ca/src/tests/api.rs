@@ -252,3 +252,38 @@ async fn trust_config_describes_this_instance() {
         config.trusted_root
     );
 }
+
+#[test]
+fn the_real_token_verifier_feeds_the_configuration_endpoint() {
+    use crate::ca::IdentityVerifier;
+    let issuers = crate::config::IssuersConfig::from_json(
+        r#"{"OIDCIssuers": {
+              "https://accounts.example.com": {"IssuerURL": "https://accounts.example.com", "ClientID": "sigstore", "Type": "email"},
+              "https://spiffe.example.com": {"Type": "spiffe", "SPIFFETrustDomain": "example.com", "ClientID": "sigstore"}},
+            "MetaIssuers": {"https://oidc.eks.*.amazonaws.com/id/*": {"ClientID": "sigstore", "Type": "kubernetes"}}}"#,
+    )
+    .unwrap();
+    let verifier = crate::oidc::TokenVerifier::new(issuers).unwrap();
+    let mut config = IdentityVerifier::configuration(&verifier).issuers;
+    config.sort_by_key(|i| i.issuer_url.clone());
+    assert_eq!(config.len(), 3);
+    let wildcard = &config[0];
+    assert_eq!(
+        wildcard.wildcard_issuer_url.as_deref(),
+        Some("https://oidc.eks.*.amazonaws.com/id/*")
+    );
+    assert_eq!(wildcard.issuer_type, "kubernetes");
+    assert_eq!(
+        config[1].issuer_url.as_deref(),
+        Some("https://accounts.example.com")
+    );
+    assert_eq!(
+        (
+            config[1].challenge_claim.as_str(),
+            config[1].audience.as_str()
+        ),
+        ("email", "sigstore")
+    );
+    assert_eq!(config[2].spiffe_trust_domain, "example.com");
+    assert_eq!(config[2].challenge_claim, "sub");
+}

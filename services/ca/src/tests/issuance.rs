@@ -368,3 +368,29 @@ async fn p384_ca_signs_with_ecdsa_sha384() {
         &sig::ECDSA_P384_SHA384_ASN1,
     );
 }
+
+#[tokio::test]
+async fn no_leaf_outlives_the_issuing_certificate() {
+    let t = test_ca(email_principal()).await;
+    let material = crate::keystore::CaMaterial {
+        signer: std::sync::Arc::new(
+            crate::signer::LocalSigner::generate(CaKeyAlgorithm::EcdsaP256)
+                .unwrap()
+                .0,
+        ),
+        chain: t.ca.chain_der().to_vec(),
+    };
+    // The intermediate lives 10 years; a 20-year leaf cannot be issued under it.
+    let long = crate::ca::Ca::from_material(
+        material,
+        Duration::from_secs(20 * 365 * 24 * 3600),
+        FixedIdentity(email_principal()),
+        t.ct.clone(),
+    )
+    .unwrap();
+    assert!(matches!(
+        long.issue(&email_principal(), spki(&p256())).await,
+        Err(crate::ca::IssueError::IssuerExpiring)
+    ));
+    assert_eq!(t.ct.engine().tree_head().size, 0);
+}
