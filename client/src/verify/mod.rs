@@ -8,7 +8,9 @@
 pub mod asn1;
 pub mod body;
 pub mod certs;
+mod content;
 mod error;
+mod identity;
 pub mod keys;
 pub mod policy;
 pub mod sct;
@@ -16,16 +18,18 @@ pub mod timestamp;
 pub mod tlog;
 
 use serde::Serialize;
-use sigil_proto::bundle::{Bundle, BundleVersion, SignatureContent, VerificationContent};
-use sigil_proto::dsse::{IN_TOTO_PAYLOAD_TYPE, pae};
-use sigil_proto::trust::TrustedRoot;
+use sigil_proto::bundle::{
+    Bundle, BundleVersion, Rfc3161Timestamp, SignatureContent, TransparencyLogEntry,
+    VerificationContent,
+};
+use sigil_proto::trust::{TransparencyLogInstance, TrustedRoot};
 use time::OffsetDateTime;
 
 pub use error::VerifyError;
 pub use keys::{HashAlg, PublicKey};
 pub use policy::{GithubClaims, IdentityPolicy, Matcher, Policy};
 
-use certs::{ParsedCert, TrustedCa, fulcio_extension};
+use certs::{ParsedCert, TrustedCa};
 use timestamp::TrustedTsa;
 
 /// What was signed: the bytes, or only their SHA-256 (conformance `sha256:<hex>`).
@@ -130,7 +134,7 @@ enum SignerKey<'a> {
     Key(&'a PublicKey),
 }
 
-fn shape(msg: impl Into<String>) -> VerifyError {
+pub(crate) fn shape(msg: impl Into<String>) -> VerifyError {
     VerifyError::BundleShape(msg.into())
 }
 
@@ -140,7 +144,53 @@ fn verify_with(
     artifact: Artifact<'_>,
     policy: &Policy,
 ) -> Result<VerifiedBundle, VerifyError> {
-    // 1. Shape.
+    let shape = check_shape(bundle)?;
+    let entry = shape.entry;
+    let signer = signer_material(&bundle.verification_material.content, shape.version, policy)?;
+
+    let (log, log_key) = tlog::find_log(&v.root.tlogs, entry)?;
+    let times = establish_times(v, &shape, log, &log_key)?;
+    let instants: Vec<OffsetDateTime> = times.iter().map(|t| t.time).collect();
+
+    let verified_signer = match (&signer, policy) {
+        (SignerKey::Certificate(leaf), Policy::Identity(p)) => {
+            verify_certificate(v, leaf, p, &instants)?
+        }
+        _ => VerifiedSigner::Key,
+    };
+
+    tlog::verify_inclusion(entry, &log_key)?;
+
+    let (key, body_signer) = match &signer {
+        SignerKey::Certificate(leaf) => (&leaf.key, body::Signer::Certificate(&leaf.der)),
+        SignerKey::Key(key) => (*key, body::Signer::Key(key.spki_der())),
+    };
+    let dsse_payload = content::verify_content(&bundle.content, artifact, key, body_signer, entry)?;
+
+    Ok(VerifiedBundle {
+        media_type: bundle.media_type.clone(),
+        signer: verified_signer,
+        verified_times: times,
+        log_url: log.base_url.clone(),
+        log_index: entry.log_index,
+        log_entry_kind: format!("{}/{}", entry.kind_version.kind, entry.kind_version.version),
+        dsse_payload,
+    })
+}
+
+/// The parts of a well-formed bundle that the later checks work on.
+struct Shape<'b> {
+    version: BundleVersion,
+    entry: &'b TransparencyLogEntry,
+    timestamps: &'b [Rfc3161Timestamp],
+    /// The artifact signature (DSSE: the envelope's only signature), which RFC 3161
+    /// timestamps cover.
+    signature: &'b [u8],
+}
+
+/// Bundle rules independent of any key: version, one log entry with an inclusion proof,
+/// a time source the version allows, one DSSE signature.
+fn check_shape(bundle: &Bundle) -> Result<Shape<'_>, VerifyError> {
     let version = bundle
         .version()
         .ok_or_else(|| VerifyError::UnsupportedVersion(bundle.media_type.clone()))?;
@@ -205,22 +255,32 @@ fn verify_with(
             }
         },
     };
+    Ok(Shape {
+        version,
+        entry,
+        timestamps,
+        signature,
+    })
+}
 
-    // 2. Who signed, as far as the bundle says.
-    let signer = match (&material.content, policy) {
-        (VerificationContent::PublicKey { .. }, Policy::Key(key)) => SignerKey::Key(key),
+/// Who signed, as far as the bundle says, and whether that fits the policy.
+fn signer_material<'p>(
+    content: &VerificationContent,
+    version: BundleVersion,
+    policy: &'p Policy,
+) -> Result<SignerKey<'p>, VerifyError> {
+    match (content, policy) {
+        (VerificationContent::PublicKey { .. }, Policy::Key(key)) => Ok(SignerKey::Key(key)),
         (VerificationContent::PublicKey { .. }, Policy::Identity(_)) => {
-            return Err(VerifyError::KeyRequired);
+            Err(VerifyError::KeyRequired)
         }
-        (_, Policy::Key(_)) => return Err(VerifyError::CertificateNotKey),
+        (_, Policy::Key(_)) => Err(VerifyError::CertificateNotKey),
         (VerificationContent::Certificate(der), Policy::Identity(_)) => {
-            SignerKey::Certificate(Box::new(ParsedCert::from_der(der)?))
+            Ok(SignerKey::Certificate(Box::new(ParsedCert::from_der(der)?)))
         }
-        (VerificationContent::X509CertificateChain(_), _) if version == BundleVersion::V0_3 => {
-            return Err(shape(
-                "a v0.3 bundle must carry the leaf certificate, not a chain",
-            ));
-        }
+        (VerificationContent::X509CertificateChain(_), _) if version == BundleVersion::V0_3 => Err(
+            shape("a v0.3 bundle must carry the leaf certificate, not a chain"),
+        ),
         (VerificationContent::X509CertificateChain(chain), Policy::Identity(_)) => {
             let (leaf, rest) = chain
                 .split_first()
@@ -232,23 +292,33 @@ fn verify_with(
                     ));
                 }
             }
-            SignerKey::Certificate(Box::new(ParsedCert::from_der(leaf)?))
+            Ok(SignerKey::Certificate(Box::new(ParsedCert::from_der(
+                leaf,
+            )?)))
         }
-    };
+    }
+}
 
-    // 3. Verified times.
-    let (log, log_key) = tlog::find_log(&v.root.tlogs, entry)?;
+/// The verified times: the integrated time a signed entry timestamp vouches for, and each
+/// RFC 3161 timestamp (all of which must verify). The log key must be valid at them.
+fn establish_times(
+    v: &Verifier<'_>,
+    shape: &Shape<'_>,
+    log: &TransparencyLogInstance,
+    log_key: &PublicKey,
+) -> Result<Vec<VerifiedTime>, VerifyError> {
+    let entry = shape.entry;
     let mut times = Vec::new();
     if let Some(promise) = &entry.inclusion_promise {
-        let t = tlog::verify_set(entry, &promise.signed_entry_timestamp, &log_key)?;
+        let t = tlog::verify_set(entry, &promise.signed_entry_timestamp, log_key)?;
         tlog::check_key_validity(log, t)?;
         times.push(VerifiedTime {
             source: TimeSource::SignedEntryTimestamp,
             time: t,
         });
     }
-    for ts in timestamps {
-        let t = timestamp::verify_timestamp(&ts.signed_timestamp, signature, &v.tsas)?;
+    for ts in shape.timestamps {
+        let t = timestamp::verify_timestamp(&ts.signed_timestamp, shape.signature, &v.tsas)?;
         if entry.inclusion_promise.is_none() {
             tlog::check_key_validity(log, t)?;
         }
@@ -257,211 +327,29 @@ fn verify_with(
             time: t,
         });
     }
-    let instants: Vec<OffsetDateTime> = times.iter().map(|t| t.time).collect();
-
-    // 4. Certificate: chain, SCT, profile, validity at every verified time, policy.
-    let verified_signer = match (&signer, policy) {
-        (SignerKey::Certificate(leaf), Policy::Identity(p)) => {
-            if instants.is_empty() {
-                return Err(VerifyError::NoVerifiedTime);
-            }
-            check_leaf_profile(leaf)?;
-            let issuers = certs::verify_chain(leaf, &v.cas, &instants)?;
-            sct::verify_embedded_sct(leaf, issuers, &v.root.ctlogs)?;
-            if let Some(t) = instants.iter().find(|t| !leaf.valid_at(**t)) {
-                return Err(VerifyError::TimeOutsideCertificate {
-                    time: *t,
-                    not_before: leaf.not_before,
-                    not_after: leaf.not_after,
-                });
-            }
-            check_identity(leaf, p)?
-        }
-        _ => VerifiedSigner::Key,
-    };
-
-    // 5. Log inclusion and checkpoint.
-    tlog::verify_inclusion(entry, &log_key)?;
-
-    // 6. Artifact signature, and that the log entry is about this signature.
-    let (key, body_signer) = match &signer {
-        SignerKey::Certificate(leaf) => (&leaf.key, body::Signer::Certificate(&leaf.der)),
-        SignerKey::Key(key) => (*key, body::Signer::Key(key.spki_der())),
-    };
-    let mut dsse_payload = None;
-    match &bundle.content {
-        SignatureContent::MessageSignature(m) => {
-            let alg = match &m.message_digest {
-                Some(d) => HashAlg::from_proto_name(&d.algorithm).ok_or_else(|| {
-                    shape(format!(
-                        "unsupported message digest algorithm {}",
-                        d.algorithm
-                    ))
-                })?,
-                None => HashAlg::Sha256,
-            };
-            let digest = artifact.digest(alg)?;
-            if m.message_digest
-                .as_ref()
-                .is_some_and(|d| d.digest != digest)
-            {
-                return Err(VerifyError::ArtifactMismatch(
-                    "the bundle's message digest is not the artifact's digest".into(),
-                ));
-            }
-            let ok = match (key.kind(), artifact) {
-                (keys::KeyKind::Ed25519, Artifact::Bytes(b)) => {
-                    key.verify(alg, b, &m.signature).is_ok()
-                }
-                _ => key.verify_prehashed(alg, &digest, &m.signature).is_ok(),
-            };
-            if !ok {
-                return Err(VerifyError::Signature);
-            }
-            body::check_message_signature(entry, alg, &digest, &m.signature, body_signer)?;
-        }
-        SignatureContent::DsseEnvelope(env) => {
-            key.verify(
-                key.default_hash(),
-                &pae(&env.payload_type, &env.payload),
-                signature,
-            )
-            .map_err(|_| VerifyError::Signature)?;
-            check_statement_subject(&env.payload_type, &env.payload, artifact)?;
-            body::check_dsse(entry, env, body_signer)?;
-            dsse_payload = Some((env.payload_type.clone(), env.payload.clone()));
-        }
-    }
-
-    Ok(VerifiedBundle {
-        media_type: bundle.media_type.clone(),
-        signer: verified_signer,
-        verified_times: times,
-        log_url: log.base_url.clone(),
-        log_index: entry.log_index,
-        log_entry_kind: format!("{}/{}", entry.kind_version.kind, entry.kind_version.version),
-        dsse_payload,
-    })
+    Ok(times)
 }
 
-fn check_leaf_profile(leaf: &ParsedCert) -> Result<(), VerifyError> {
-    if leaf.is_ca() {
-        return Err(VerifyError::CertificateProfile(
-            "the signing certificate is a CA certificate",
-        ));
-    }
-    if !leaf.has_digital_signature_usage() {
-        return Err(VerifyError::CertificateProfile(
-            "key usage lacks digitalSignature",
-        ));
-    }
-    let code_signing = leaf
-        .extended_key_usage()
-        .is_some_and(|(_, ekus)| ekus.contains(&certs::CODE_SIGNING));
-    if !code_signing {
-        return Err(VerifyError::CertificateProfile(
-            "extended key usage lacks codeSigning",
-        ));
-    }
-    if leaf.extension(&certs::PRECERT_POISON).is_some() {
-        return Err(VerifyError::CertificateProfile(
-            "the signing certificate is a precertificate",
-        ));
-    }
-    if leaf.has_unknown_critical_extension() {
-        return Err(VerifyError::CertificateProfile(
-            "the signing certificate has an unknown critical extension",
-        ));
-    }
-    Ok(())
-}
-
-/// (claim name, expected value, legacy raw OID arc, current OID arc, prefix the current one adds)
-type ClaimSpec<'a> = (
-    &'static str,
-    &'a Option<String>,
-    u32,
-    Option<u32>,
-    &'static str,
-);
-
-fn check_identity(
+/// The keyless signer: leaf profile, chain to a trusted CA and embedded SCT, validity at
+/// every verified time, and the identity policy.
+fn verify_certificate(
+    v: &Verifier<'_>,
     leaf: &ParsedCert,
     policy: &IdentityPolicy,
+    instants: &[OffsetDateTime],
 ) -> Result<VerifiedSigner, VerifyError> {
-    let identities = leaf.san_identities();
-    if !identities.iter().any(|id| policy.identity.matches(id)) {
-        return Err(VerifyError::Identity {
-            expected: policy.identity.to_string(),
-            found: identities,
+    if instants.is_empty() {
+        return Err(VerifyError::NoVerifiedTime);
+    }
+    identity::check_leaf_profile(leaf)?;
+    let issuers = certs::verify_chain(leaf, &v.cas, instants)?;
+    sct::verify_embedded_sct(leaf, issuers, &v.root.ctlogs)?;
+    if let Some(t) = instants.iter().find(|t| !leaf.valid_at(**t)) {
+        return Err(VerifyError::TimeOutsideCertificate {
+            time: *t,
+            not_before: leaf.not_before,
+            not_after: leaf.not_after,
         });
     }
-    let issuer = fulcio_extension(leaf, 8).or_else(|| fulcio_extension(leaf, 1));
-    if !issuer.as_deref().is_some_and(|i| policy.issuer.matches(i)) {
-        return Err(VerifyError::Issuer {
-            expected: policy.issuer.to_string(),
-            found: issuer,
-        });
-    }
-    let github = &policy.github;
-    // (claim, expected, legacy raw OID arc, current OID arc, prefix the current one adds)
-    let claims: [ClaimSpec<'_>; 5] = [
-        ("trigger", &github.trigger, 2, Some(20), ""),
-        ("sha", &github.sha, 3, Some(13), ""),
-        ("name", &github.name, 4, None, ""),
-        (
-            "repository",
-            &github.repository,
-            5,
-            Some(12),
-            "https://github.com/",
-        ),
-        ("ref", &github.git_ref, 6, Some(14), ""),
-    ];
-    for (claim, expected, legacy, current, prefix) in claims {
-        let Some(expected) = expected else { continue };
-        let found = fulcio_extension(leaf, legacy).or_else(|| {
-            current
-                .and_then(|arc| fulcio_extension(leaf, arc))
-                .map(|v| v.strip_prefix(prefix).map(str::to_string).unwrap_or(v))
-        });
-        if found.as_deref() != Some(expected.as_str()) {
-            return Err(VerifyError::GithubClaim {
-                claim,
-                expected: expected.clone(),
-                found,
-            });
-        }
-    }
-    Ok(VerifiedSigner::Certificate { identities, issuer })
-}
-
-/// For in-toto statements the artifact must be one of the subjects (by SHA-256).
-fn check_statement_subject(
-    payload_type: &str,
-    payload: &[u8],
-    artifact: Artifact<'_>,
-) -> Result<(), VerifyError> {
-    if payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(VerifyError::ArtifactMismatch(format!(
-            "DSSE payload type {payload_type:?} is not an in-toto statement"
-        )));
-    }
-    let statement: serde_json::Value = serde_json::from_slice(payload)
-        .map_err(|_| VerifyError::ArtifactMismatch("in-toto statement is not JSON".into()))?;
-    let want = hex::encode(artifact.digest(HashAlg::Sha256)?);
-    let found = statement
-        .get("subject")
-        .and_then(|s| s.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("digest")?.get("sha256")?.as_str())
-        .any(|d| d.eq_ignore_ascii_case(&want));
-    if found {
-        Ok(())
-    } else {
-        Err(VerifyError::ArtifactMismatch(
-            "the artifact's SHA-256 is not a subject of the in-toto statement".into(),
-        ))
-    }
+    identity::check_identity(leaf, policy)
 }
