@@ -232,3 +232,83 @@ fn help_teaches_with_examples() {
     let out = sigil(&["--help"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Exit codes"));
 }
+
+/// `--server URL` fetches `URL/api/v1/trusted-root` over HTTP. The server here is Python's
+/// stock static file server publishing the trusted root at that path.
+#[test]
+fn server_is_a_trust_source() {
+    let Some(p) = happy() else { return };
+    let site = tempfile::tempdir().unwrap();
+    let api = site.path().join("api/v1");
+    std::fs::create_dir_all(&api).unwrap();
+    std::fs::copy(&p.root, api.join("trusted-root")).unwrap();
+
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let server = Command::new(&python)
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(site.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut server) = server else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{python} is required for this test"
+        );
+        return;
+    };
+    // Wait (bounded) for the server to listen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let ok = sigil(&[
+        "verify-blob",
+        &p.artifact,
+        "--bundle",
+        &p.bundle,
+        "--server",
+        &url,
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]);
+    let missing = sigil(&[
+        "verify-blob",
+        &p.artifact,
+        "--bundle",
+        &p.bundle,
+        "--server",
+        &format!("{url}/nowhere"),
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+    ]);
+    server.kill().ok();
+    server.wait().ok();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("HTTP 404"));
+}
