@@ -2,10 +2,13 @@
 // gets an ID token with two POSTs and no browser. Started by tests/src/oidc_provider.rs.
 //
 // usage: node provider.mjs [--alg RS256|PS256|ES256|EdDSA] [--port N] [--lifetime SECONDS]
+//                          [--tls-cert PEM_FILE --tls-key PEM_FILE]   (serve https)
 // prints one line {"port": N, "issuer": "http://127.0.0.1:N"} on stdout once it serves.
 // Exits when stdin closes (the test process went away) or after --lifetime seconds.
 
-import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
@@ -17,6 +20,8 @@ const option = (name, fallback) => {
 const alg = option('--alg', 'RS256');
 const lifetimeSecs = Number(option('--lifetime', '600'));
 const listenPort = Number(option('--port', '0'));
+const tlsCert = option('--tls-cert', null);
+const tlsKey = option('--tls-key', null);
 
 // Client ids the harness knows: tokens for the second one carry the wrong audience for sigil.
 const CLIENT_IDS = ['sigstore', 'not-sigstore'];
@@ -51,10 +56,12 @@ const keys = [
 // Claims registered through a JSON login_hint, keyed by sub (the account id).
 const claimsBySub = new Map();
 
-const server = createServer();
+const server = tlsCert
+  ? https.createServer({ cert: readFileSync(tlsCert), key: readFileSync(tlsKey) })
+  : http.createServer();
 server.listen(listenPort, '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${tlsCert ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const provider = new Provider(issuer, {
     clients: CLIENT_IDS.map((clientId) => ({

@@ -54,6 +54,13 @@ pub struct OidcProvider {
     issuer: String,
     alg: String,
     log_path: PathBuf,
+    tls: Option<Tls>,
+}
+
+/// A private CA and a `127.0.0.1` server certificate it issued (made with the `openssl` CLI).
+struct Tls {
+    dir: tempfile::TempDir,
+    ca_pem: String,
 }
 
 impl OidcProvider {
@@ -64,14 +71,35 @@ impl OidcProvider {
 
     /// Starts a provider whose ID tokens use `alg`: `RS256`, `PS256`, `ES256` or `EdDSA`.
     pub fn start_with_alg(alg: &str) -> OidcProvider {
-        let (child, stdin, issuer, log_path) = spawn(alg, 0);
+        let (child, stdin, issuer, log_path) = spawn(alg, 0, None);
         OidcProvider {
             child,
             _stdin: stdin,
             issuer,
             alg: alg.to_string(),
             log_path,
+            tls: None,
         }
+    }
+
+    /// Starts an RS256 provider serving `https://127.0.0.1:<port>` with a certificate from a
+    /// fresh private CA ([`Self::ca_pem`]): a company IdP on its own PKI. Needs `openssl`.
+    pub fn start_tls() -> OidcProvider {
+        let tls = make_tls();
+        let (child, stdin, issuer, log_path) = spawn("RS256", 0, Some(&tls));
+        OidcProvider {
+            child,
+            _stdin: stdin,
+            issuer,
+            alg: "RS256".to_string(),
+            log_path,
+            tls: Some(tls),
+        }
+    }
+
+    /// PEM of the private CA behind [`Self::start_tls`]'s certificate (`None` over plain http).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
     }
 
     /// Restarts the provider on the same port (same issuer URL) with freshly generated keys,
@@ -85,7 +113,7 @@ impl OidcProvider {
             .and_then(|p| p.parse().ok())
             .expect("issuer URL ends in the port");
         self.stop();
-        let (child, stdin, issuer, log_path) = spawn(&self.alg, port);
+        let (child, stdin, issuer, log_path) = spawn(&self.alg, port, self.tls.as_ref());
         assert_eq!(
             issuer, self.issuer,
             "restarted provider must keep its issuer URL"
@@ -132,7 +160,7 @@ impl OidcProvider {
 
     /// The provider's JWKS document (public keys).
     pub async fn jwks(&self) -> Value {
-        http()
+        self.http()
             .get(format!("{}/jwks", self.issuer))
             .send()
             .await
@@ -185,7 +213,7 @@ impl OidcProvider {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        http()
+        self.http()
             .post(format!("{}/{endpoint}", self.issuer))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
@@ -205,7 +233,7 @@ impl Drop for OidcProvider {
 }
 
 /// Starts `provider.mjs` (port 0 = any free port) and waits for its ready line.
-fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
+fn spawn(alg: &str, port: u16, tls: Option<&Tls>) -> (Child, ChildStdin, String, PathBuf) {
     assert!(
         matches!(alg, "RS256" | "PS256" | "ES256" | "EdDSA"),
         "the test provider signs RS256, PS256, ES256 or EdDSA, not {alg}"
@@ -215,8 +243,16 @@ fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
     let n = STARTED.fetch_add(1, Ordering::Relaxed);
     let log_path = dir.join(format!("provider-{}-{n}.log", std::process::id()));
     let log = std::fs::File::create(&log_path).expect("create provider log file");
-    let mut child = Command::new("node")
-        .arg(dir.join(script_file_name()))
+    let mut command = Command::new("node");
+    command.arg(dir.join(script_file_name()));
+    if let Some(tls) = tls {
+        command
+            .arg("--tls-cert")
+            .arg(tls.dir.path().join("leaf.pem"))
+            .arg("--tls-key")
+            .arg(tls.dir.path().join("leaf.key"));
+    }
+    let mut child = command
         .args(["--alg", alg, "--port", &port.to_string()])
         .args(["--lifetime", &LIFETIME.as_secs().to_string()])
         .current_dir(&dir)
@@ -255,10 +291,104 @@ fn spawn(alg: &str, port: u16) -> (Child, ChildStdin, String, PathBuf) {
     (child, stdin, issuer, log_path)
 }
 
-/// A client per request: a pooled connection would be tied to the runtime that opened it, and
-/// callers may use one provider from several runtimes (or across a key rotation).
-fn http() -> reqwest::Client {
-    reqwest::Client::new()
+impl OidcProvider {
+    /// A client per request: a pooled connection would be tied to the runtime that opened it,
+    /// and callers may use one provider from several runtimes (or across a key rotation).
+    fn http(&self) -> reqwest::Client {
+        let builder = reqwest::Client::builder();
+        let builder = match self.ca_pem() {
+            Some(pem) => builder.tls_certs_only(
+                reqwest::Certificate::from_pem_bundle(pem.as_bytes()).expect("CA PEM"),
+            ),
+            None => builder,
+        };
+        builder.build().expect("http client")
+    }
+}
+
+fn make_tls() -> Tls {
+    let dir = tempfile::tempdir().expect("temp dir for TLS material");
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| missing_tool("openssl", &e.to_string()));
+        assert!(
+            output.status.success(),
+            "openssl {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &p256[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sigil test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &p256[..],
+            &[
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write leaf extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "2",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).expect("read CA PEM");
+    Tls { dir, ca_pem }
 }
 
 fn script_file_name() -> String {

@@ -116,6 +116,12 @@ pub struct IssuerConfig {
     pub description: Option<String>,
     #[serde(rename = "Contact", default)]
     pub contact: Option<String>,
+    /// Informational (Fulcio: which deployment environment the issuer belongs to).
+    #[serde(rename = "Environment", default)]
+    pub environment: Option<String>,
+    /// PEM of the only CA trusted for this issuer's TLS (a company IdP on a private PKI).
+    #[serde(rename = "CACert", default)]
+    pub ca_cert: Option<String>,
     /// ci-provider type: which `CIIssuerMetadata` entry describes the identity.
     #[serde(rename = "CIProvider", default)]
     pub ci_provider: Option<String>,
@@ -149,6 +155,8 @@ impl IssuerConfig {
             skip_email_verification: false,
             description: None,
             contact: None,
+            environment: None,
+            ca_cert: None,
             ci_provider: None,
             base_url: None,
             development_only: false,
@@ -194,6 +202,13 @@ impl IssuerConfig {
                 }
             }
             _ => {}
+        }
+        if let Some(pem) = &self.ca_cert {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| invalid(&format!("CACert is not PEM: {e}")))?;
+            if certs.is_empty() || !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid("CACert holds no PEM certificate"));
+            }
         }
         if self.issuer_claim.is_some() && self.issuer_type != IssuerType::Email {
             return Err(invalid("IssuerClaim is only meaningful for email issuers"));
@@ -573,6 +588,8 @@ mod tests {
             r#"{"OIDCIssuers": {"https://a.example": {"Type": "email", "IssuerURL": "https://b.example"}}}"#,
             // unknown type
             r#"{"OIDCIssuers": {"https://a.example": {"Type": "carrier-pigeon"}}}"#,
+            // CACert that holds no certificate
+            r#"{"OIDCIssuers": {"https://a.example": {"Type": "email", "CACert": "not a PEM"}}}"#,
             // IssuerClaim on a non-email issuer
             r#"{"OIDCIssuers": {"https://a.example": {"Type": "uri", "SubjectDomain": "https://a.example", "IssuerClaim": "$.x"}}}"#,
         ];

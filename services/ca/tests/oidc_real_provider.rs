@@ -576,3 +576,31 @@ async fn token_from_a_second_independent_provider_with_array_audience() {
     );
     assert_eq!(principal.issuer, idp.issuer_url());
 }
+
+#[tokio::test]
+async fn issuer_behind_a_private_ca_needs_its_cacert() {
+    let idp = OidcProvider::start_tls();
+    assert!(idp.issuer_url().starts_with("https://127.0.0.1:"));
+    let token = idp.token("heidi@example.com").await;
+
+    // Without CACert the issuer's certificate is not trusted: the keys cannot be fetched.
+    let err = email_verifier(&idp).verify(&token).await.unwrap_err();
+    assert!(
+        matches!(err, TokenError::IssuerUnavailable { .. }),
+        "{err:?}"
+    );
+
+    let mut issuer = IssuerConfig::email(idp.issuer_url());
+    issuer.ca_cert = idp.ca_pem().map(str::to_string);
+    let mut config = IssuersConfig::default();
+    config.add_issuer(idp.issuer_url(), issuer).unwrap();
+    let principal = TokenVerifier::new(config)
+        .unwrap()
+        .verify(&token)
+        .await
+        .unwrap();
+    assert_eq!(
+        principal.san,
+        SubjectAltName::Email("heidi@example.com".into())
+    );
+}

@@ -35,6 +35,8 @@ struct Cached {
 struct IssuerState {
     cached: Option<Cached>,
     last_failure: Option<(Instant, String)>,
+    /// A client trusting only the issuer's configured CA (`CACert`), built on first use.
+    private_ca_client: Option<reqwest::Client>,
 }
 
 pub(crate) struct KeyCache {
@@ -53,10 +55,7 @@ fn unavailable(issuer: &str, reason: impl Into<String>) -> TokenError {
 
 impl KeyCache {
     pub fn new() -> Result<KeyCache, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()?;
+        let http = client_builder().build()?;
         Ok(KeyCache {
             http,
             issuers: Mutex::new(HashMap::new()),
@@ -75,9 +74,11 @@ impl KeyCache {
 
     /// The issuer's keys; refetched first if expired, or if `satisfied` says the cached set
     /// lacks the wanted key and the last fetch is older than the minimum refresh interval.
+    /// `ca_cert`: PEM of the only CA to trust for this issuer's TLS, if it is not public.
     pub async fn keys(
         &self,
         issuer: &str,
+        ca_cert: Option<&str>,
         satisfied: impl Fn(&[VerifyKey]) -> bool,
     ) -> Result<KeySet, TokenError> {
         let entry = {
@@ -103,7 +104,18 @@ impl KeyCache {
             {
                 return Err(unavailable(issuer, reason.clone()));
             }
-            match self.fetch(issuer).await {
+            let http = match ca_cert {
+                None => self.http.clone(),
+                Some(pem) => match &state.private_ca_client {
+                    Some(client) => client.clone(),
+                    None => {
+                        let client = private_ca_client(pem).map_err(|e| unavailable(issuer, e))?;
+                        state.private_ca_client = Some(client.clone());
+                        client
+                    }
+                },
+            };
+            match self.fetch(&http, issuer).await {
                 Ok((keys, ttl)) => {
                     state.cached = Some(Cached {
                         keys: Arc::new(keys),
@@ -131,14 +143,18 @@ impl KeyCache {
             .clone())
     }
 
-    async fn fetch(&self, issuer: &str) -> Result<(Vec<VerifyKey>, Duration), String> {
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        issuer: &str,
+    ) -> Result<(Vec<VerifyKey>, Duration), String> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("sigil_ca_jwks_fetches_total").increment(1);
         let discovery_url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let (discovery, _) = self.get_json(&discovery_url).await?;
+        let (discovery, _) = get_json(http, &discovery_url).await?;
         // OIDC Discovery §4.3: the document must name the issuer we asked about.
         if discovery.get("issuer").and_then(Value::as_str) != Some(issuer) {
             return Err("its discovery document names a different issuer".into());
@@ -150,7 +166,7 @@ impl KeyCache {
         if issuer.starts_with("https://") && !jwks_uri.starts_with("https://") {
             return Err("its jwks_uri is not https".into());
         }
-        let (jwks, max_age) = self.get_json(jwks_uri).await?;
+        let (jwks, max_age) = get_json(http, jwks_uri).await?;
         let keys: Vec<VerifyKey> = jwks
             .get("keys")
             .and_then(Value::as_array)
@@ -166,37 +182,55 @@ impl KeyCache {
             .clamp(MIN_REFRESH_INTERVAL, MAX_KEYS_TTL);
         Ok((keys, ttl))
     }
+}
 
-    async fn get_json(&self, url: &str) -> Result<(Value, Option<Duration>), String> {
-        let mut response = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {url}: HTTP {}", response.status()));
-        }
-        let max_age = response
-            .headers()
-            .get(reqwest::header::CACHE_CONTROL)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {}", e.without_url()))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!("GET {url}: response too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let value = serde_json::from_slice(&body).map_err(|_| format!("GET {url}: not JSON"))?;
-        Ok((value, max_age))
+async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Option<Duration>), String> {
+    let mut response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url}: HTTP {}", response.status()));
     }
+    let max_age = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {url}: {}", e.without_url()))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!("GET {url}: response too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let value = serde_json::from_slice(&body).map_err(|_| format!("GET {url}: not JSON"))?;
+    Ok((value, max_age))
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(3))
+}
+
+/// A client for an issuer behind a private CA: that CA only, like Fulcio's `CACert`.
+fn private_ca_client(pem: &str) -> Result<reqwest::Client, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| format!("its CACert is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("its CACert holds no certificate".into());
+    }
+    client_builder()
+        .tls_certs_only(certs)
+        .build()
+        .map_err(|e| format!("cannot build a TLS client for its CACert: {e}"))
 }
 
 fn parse_max_age(cache_control: &str) -> Option<Duration> {
