@@ -155,9 +155,10 @@ impl CaFiles {
     fn intermediate_cert(&self) -> PathBuf {
         self.dir.join("intermediate.pem")
     }
-    fn all(&self) -> [PathBuf; 4] {
+    /// What issuing needs; the root key is only needed to create the intermediate and may
+    /// be moved offline afterwards.
+    fn needed_to_issue(&self) -> [PathBuf; 3] {
         [
-            self.root_key(),
             self.root_cert(),
             self.intermediate_key(),
             self.intermediate_cert(),
@@ -176,10 +177,14 @@ pub fn load_or_create(opts: &KeyStoreOptions) -> Result<CaMaterial, KeyStoreErro
     let files = CaFiles {
         dir: opts.data_dir.join("ca"),
     };
-    let present = files.all().iter().filter(|p| p.exists()).count();
-    match present {
-        0 => create(&files, opts),
-        4 => {
+    let present = files
+        .needed_to_issue()
+        .iter()
+        .filter(|p| p.exists())
+        .count();
+    match (present, files.root_key().exists()) {
+        (0, false) => create(&files, opts),
+        (3, _) => {
             let signer = read_key(&files.intermediate_key(), &opts.protection)?;
             let intermediate = read_cert_chain(&files.intermediate_cert())?;
             let root = read_cert_chain(&files.root_cert())?;

@@ -196,6 +196,32 @@ fn an_incomplete_ca_directory_is_reported_not_overwritten() {
         keystore::load_or_create(&options(dir.path(), KeyProtection::InsecureUnencrypted)),
         Err(KeyStoreError::Incomplete(_))
     ));
+    // Only the root key left: still not a fresh directory.
+    for name in ["intermediate.pem", "intermediate-key.pem"] {
+        std::fs::remove_file(dir.path().join("ca").join(name)).unwrap();
+    }
+    assert!(matches!(
+        keystore::load_or_create(&options(dir.path(), KeyProtection::InsecureUnencrypted)),
+        Err(KeyStoreError::Incomplete(_))
+    ));
+}
+
+#[test]
+fn the_root_key_can_be_moved_offline_after_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = keystore::load_or_create(&options(dir.path(), passphrase("p"))).unwrap();
+    std::fs::rename(
+        dir.path().join("ca/root-key.pem"),
+        dir.path().join("offline-root-key.pem"),
+    )
+    .unwrap();
+    let loaded = keystore::load_or_create(&options(dir.path(), passphrase("p"))).unwrap();
+    assert_eq!(loaded.chain, created.chain);
+    sign_and_check(&loaded);
+    assert!(
+        !dir.path().join("ca/root-key.pem").exists(),
+        "no new root key was generated"
+    );
 }
 
 #[test]
