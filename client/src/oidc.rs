@@ -188,6 +188,40 @@ mod tests {
         ));
     }
 
+    /// GitHub's token service is not reachable from tests; a one-shot local server answers
+    /// in its shape so the request (audience, bearer) and the answer's parsing are checked.
+    #[tokio::test]
+    async fn github_actions_token_is_requested_for_the_sigstore_audience() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body = r#"{"count":1,"value":"header.payload.sig"}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        let http = reqwest::Client::new();
+        let url = format!("http://{addr}/token?api-version=2.0");
+        let token = github_actions_token(&http, &url, "request-secret")
+            .await
+            .unwrap();
+        assert_eq!(token, "header.payload.sig");
+        let request = server.await.unwrap().to_ascii_lowercase();
+        assert!(request.starts_with("get /token?api-version=2.0&audience=sigstore "));
+        assert!(request.contains("authorization: bearer request-secret"));
+    }
+
     #[tokio::test]
     async fn explicit_token_wins() {
         let http = reqwest::Client::new();

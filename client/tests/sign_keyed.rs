@@ -257,6 +257,16 @@ fn keyed_signing_reports_usage_errors_with_exit_code_2() {
         text(&out.stderr)
     );
 
+    // Keyless without any token source is a usage error that says where tokens come from.
+    let tc = server.trust_config.to_string_lossy().to_string();
+    let out = sigil(d, &["sign-blob", "a.txt", "--trust-config", &tc], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("SIGSTORE_ID_TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A log that is not there is a signing failure, not a usage error.
     let dead = format!("http://127.0.0.1:{}", free_port());
     let out = sigil(
@@ -294,7 +304,6 @@ fn keyed_signing_reports_usage_errors_with_exit_code_2() {
         Some(PASSWORD),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let tc = server.trust_config.to_string_lossy().to_string();
     let out = sigil(
         d,
         &[
