@@ -21,6 +21,10 @@ pub enum TokenError {
     BadClaims(String),
     #[error("identity token has no usable subject (sub)")]
     NoSubject,
+    #[error(
+        "the CA identifies this issuer's users by email, but the identity token has no email claim"
+    )]
+    NoEmail,
     #[error("requesting a GitHub Actions identity token: {0}")]
     GithubActions(String),
     #[error(
@@ -72,6 +76,21 @@ impl TokenClaims {
             (Some(email), Some(true)) if !email.is_empty() => Ok(email),
             _ if !self.sub.is_empty() => Ok(&self.sub),
             _ => Err(TokenError::NoSubject),
+        }
+    }
+}
+
+impl TokenClaims {
+    /// The proof-of-possession string when the CA names the claim it checks (`email` or
+    /// `sub`, from its configuration); other or unknown claims fall back to [`Self::challenge`].
+    pub fn challenge_for_claim(&self, claim: Option<&str>) -> Result<&str, TokenError> {
+        match claim {
+            Some("sub") if !self.sub.is_empty() => Ok(&self.sub),
+            Some("email") => match &self.email {
+                Some(email) if !email.is_empty() => Ok(email),
+                _ => Err(TokenError::NoEmail),
+            },
+            _ => self.challenge(),
         }
     }
 }
@@ -170,6 +189,30 @@ mod tests {
         assert_eq!(c.challenge().unwrap(), "repo:o/r:ref:refs/heads/main");
         let c = TokenClaims::from_unverified_jwt(&jwt(serde_json::json!({"iss": "x"}))).unwrap();
         assert!(matches!(c.challenge(), Err(TokenError::NoSubject)));
+    }
+
+    #[test]
+    fn the_ca_configured_claim_overrides_the_default_rule() {
+        // A CI token that also carries a verified email: the CA checks `sub` for CI issuers.
+        let ci = TokenClaims::from_unverified_jwt(&jwt(serde_json::json!({
+            "iss": "https://ci", "sub": "repo:o/r", "email": "bot@example.com", "email_verified": true
+        })))
+        .unwrap();
+        assert_eq!(ci.challenge_for_claim(Some("sub")).unwrap(), "repo:o/r");
+        assert_eq!(ci.challenge_for_claim(None).unwrap(), "bot@example.com");
+        assert_eq!(
+            ci.challenge_for_claim(Some("email")).unwrap(),
+            "bot@example.com"
+        );
+        let no_email = TokenClaims::from_unverified_jwt(&jwt(serde_json::json!({
+            "iss": "https://i", "sub": "123"
+        })))
+        .unwrap();
+        assert!(matches!(
+            no_email.challenge_for_claim(Some("email")),
+            Err(TokenError::NoEmail)
+        ));
+        assert_eq!(no_email.challenge_for_claim(Some("other")).unwrap(), "123");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! proof of possession over the token's challenge string.
 
 use sigil_proto::fulcio::{
-    CreateSigningCertificateRequest, Credentials, ErrorBody, PublicKey, PublicKeyRequest,
-    SigningCertificate,
+    Configuration, CreateSigningCertificateRequest, Credentials, ErrorBody, PublicKey,
+    PublicKeyRequest, SigningCertificate,
 };
 
 use crate::keys::SigningKey;
@@ -95,6 +95,55 @@ pub fn parse_response(body: &[u8]) -> Result<IssuedChain, CaError> {
     })
 }
 
+/// The claim the CA checks the proof of possession against for tokens from `issuer`, from
+/// its `/api/v2/configuration`. Wildcard issuers match as in Fulcio: each `*` stands for one
+/// or more of `[-_a-zA-Z0-9]`, and the whole URL must match.
+pub fn challenge_claim_for<'c>(config: &'c Configuration, issuer: &str) -> Option<&'c str> {
+    let exact = config
+        .issuers
+        .iter()
+        .find(|i| i.issuer_url.as_deref() == Some(issuer));
+    let wildcard = || {
+        config.issuers.iter().find(|i| {
+            i.wildcard_issuer_url
+                .as_deref()
+                .is_some_and(|pattern| wildcard_matches(pattern, issuer))
+        })
+    };
+    exact
+        .or_else(wildcard)
+        .map(|i| i.challenge_claim.as_str())
+        .filter(|c| !c.is_empty())
+}
+
+fn wildcard_matches(pattern: &str, value: &str) -> bool {
+    let escaped: Vec<String> = pattern.split('*').map(regex::escape).collect();
+    let anchored = format!("^{}$", escaped.join("[-_a-zA-Z0-9]+"));
+    regex::Regex::new(&anchored).is_ok_and(|r| r.is_match(value))
+}
+
+/// `GET <ca>/api/v2/configuration`.
+pub async fn configuration(http: &reqwest::Client, ca_url: &str) -> Result<Configuration, CaError> {
+    let url = format!("{}/api/v2/configuration", ca_url.trim_end_matches('/'));
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| CaError::Transport(url.clone(), e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(CaError::Refused {
+            url,
+            status: status.as_u16(),
+            message: "configuration unavailable".into(),
+        });
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| CaError::BadResponse(e.to_string()))
+}
+
 pub async fn signing_cert(
     http: &reqwest::Client,
     ca_url: &str,
@@ -147,6 +196,41 @@ mod tests {
                 &pk.proof_of_possession,
             )
             .unwrap();
+    }
+
+    #[test]
+    fn challenge_claim_comes_from_the_matching_issuer() {
+        let config: Configuration = serde_json::from_value(serde_json::json!({"issuers": [
+            {"issuerUrl": "https://accounts.example.com", "audience": "sigstore", "challengeClaim": "email", "issuerType": "email"},
+            {"issuerUrl": "https://token.actions.githubusercontent.com", "audience": "sigstore", "challengeClaim": "sub", "issuerType": "github-workflow"},
+            {"wildcardIssuerUrl": "https://oidc.eks.*.amazonaws.com/id/*", "audience": "sigstore", "challengeClaim": "sub", "issuerType": "kubernetes"}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            challenge_claim_for(&config, "https://accounts.example.com"),
+            Some("email")
+        );
+        assert_eq!(
+            challenge_claim_for(&config, "https://token.actions.githubusercontent.com"),
+            Some("sub")
+        );
+        assert_eq!(
+            challenge_claim_for(
+                &config,
+                "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC123"
+            ),
+            Some("sub")
+        );
+        // A wildcard spans one label, not a path, and the match is anchored.
+        assert_eq!(
+            challenge_claim_for(&config, "https://oidc.eks.a/b.amazonaws.com/id/X"),
+            None
+        );
+        assert_eq!(
+            challenge_claim_for(&config, "https://oidc.eks.x.amazonaws.com/id/X/extra"),
+            None
+        );
+        assert_eq!(challenge_claim_for(&config, "https://unknown"), None);
     }
 
     #[test]

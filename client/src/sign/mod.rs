@@ -121,7 +121,7 @@ pub async fn sign_blob_keyed(
     )?;
     if let Some(root) = trusted_root {
         let public = PublicKey::from_spki_der(&key.public_key_der())
-            .map_err(|e| SignError::Key(KeyFileError::BadJson(e.to_string())))?;
+            .map_err(|_| SignError::Key(KeyFileError::UnsupportedKey))?;
         verify_bundle(
             &assembled,
             Artifact::Sha256(sha256),
@@ -152,8 +152,14 @@ async fn certify(
     ca_url: &str,
 ) -> Result<Certified, SignError> {
     let claims = TokenClaims::from_unverified_jwt(identity_token)?;
+    // The CA says which claim it checks for this issuer; a CA without the configuration
+    // endpoint gets the rule cosign and sigstore-js use.
+    let ca_config = fulcio::configuration(http, ca_url).await.ok();
+    let claim = ca_config
+        .as_ref()
+        .and_then(|c| fulcio::challenge_claim_for(c, &claims.iss));
     let key = SigningKey::generate()?;
-    let request = fulcio::request(&key, identity_token, claims.challenge()?)?;
+    let request = fulcio::request(&key, identity_token, claims.challenge_for_claim(claim)?)?;
     let chain = fulcio::signing_cert(http, ca_url, &request).await?;
     let leaf = ParsedCert::from_der(chain.leaf_der())
         .map_err(|e| SignError::Certificate(VerifyError::Certificate(e)))?;
