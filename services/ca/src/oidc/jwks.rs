@@ -16,6 +16,9 @@ pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// Key-set lifetime when the JWKS response has no `Cache-Control: max-age`.
 pub const DEFAULT_KEYS_TTL: Duration = Duration::from_secs(300);
 const MAX_KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// While an issuer cannot be reached, its last keys keep serving for this long past their
+/// expiry; after that a rotated-away (possibly compromised) key must not stay trusted.
+const MAX_STALENESS: Duration = Duration::from_secs(3600);
 /// After a failed first fetch, callers get the error without a new attempt for this long.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
@@ -129,8 +132,11 @@ impl KeyCache {
                     state.last_failure = Some((now, reason.clone()));
                     match &mut state.cached {
                         // Keep serving the last good keys rather than failing every token.
-                        Some(c) => c.fetched = now,
-                        None => return Err(unavailable(issuer, reason)),
+                        Some(c) if now < c.expires + MAX_STALENESS => c.fetched = now,
+                        _ => {
+                            state.cached = None;
+                            return Err(unavailable(issuer, reason));
+                        }
                     }
                 }
             }
@@ -190,7 +196,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Option<Du
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        .map_err(|e| format!("GET {url}: {}", describe(e)))?;
     if !response.status().is_success() {
         return Err(format!("GET {url}: HTTP {}", response.status()));
     }
@@ -203,7 +209,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Option<Du
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("GET {url}: {}", e.without_url()))?
+        .map_err(|e| format!("GET {url}: {}", describe(e)))?
     {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
             return Err(format!("GET {url}: response too large"));
@@ -212,6 +218,23 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Result<(Value, Option<Du
     }
     let value = serde_json::from_slice(&body).map_err(|_| format!("GET {url}: not JSON"))?;
     Ok((value, max_age))
+}
+
+/// The error and its causes ("error sending request: ... : invalid peer certificate ..."),
+/// without the URL (the caller names it).
+fn describe(error: reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let mut text = error.without_url().to_string();
+    for cause in causes {
+        text.push_str(": ");
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
