@@ -289,7 +289,7 @@ impl Ca {
         let tbs_without_poison = tbs.to_der().map_err(CertError::from)?;
         let signer = &*self.material.signer;
         let precertificate_der =
-            certificate::sign(&tbs.with_extension(profile::poison_extension()?), signer)?;
+            certificate::sign(&tbs.with_extension(profile::poison_extension()?), signer).await?;
 
         let mut ct_chain = Vec::with_capacity(1 + self.material.chain.len());
         ct_chain.push(precertificate_der.clone());
@@ -303,7 +303,8 @@ impl Ca {
         let certificate_der = certificate::sign(
             &tbs.with_extension(profile::sct_list_extension(&sct_list)?),
             signer,
-        )?;
+        )
+        .await?;
 
         let mut chain_pem = Vec::with_capacity(1 + self.chain_pem.len());
         chain_pem.push(certificate::to_pem(&certificate_der)?);

@@ -15,7 +15,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use crate::signer::{CaSigner, SignError};
+use crate::signer::{CaSigner, LocalSigner, SignError};
 
 #[derive(Debug, Error)]
 pub enum CertError {
@@ -56,14 +56,25 @@ impl TbsCertificate {
     }
 }
 
-/// Signs `tbs` and returns the certificate DER.
-pub fn sign(tbs: &TbsCertificate, signer: &dyn CaSigner) -> Result<Vec<u8>, CertError> {
+/// Signs `tbs` with the CA key and returns the certificate DER.
+pub async fn sign(tbs: &TbsCertificate, signer: &dyn CaSigner) -> Result<Vec<u8>, CertError> {
     let tbs_der = tbs.to_der()?;
-    let signature = signer.sign(&tbs_der)?;
+    let signature = signer.sign(&tbs_der).await?;
+    assemble(tbs, &tbs_der, &signature)
+}
+
+/// [`sign`] for a key held in this process, usable outside a runtime (CA creation).
+pub fn sign_local(tbs: &TbsCertificate, signer: &LocalSigner) -> Result<Vec<u8>, CertError> {
+    let tbs_der = tbs.to_der()?;
+    let signature = signer.sign_now(&tbs_der)?;
+    assemble(tbs, &tbs_der, &signature)
+}
+
+fn assemble(tbs: &TbsCertificate, tbs_der: &[u8], signature: &[u8]) -> Result<Vec<u8>, CertError> {
     let cert = SignedCertificate {
-        tbs_certificate: Any::from_der(&tbs_der)?,
+        tbs_certificate: Any::from_der(tbs_der)?,
         signature_algorithm: tbs.signature.clone(),
-        signature: BitString::from_bytes(&signature)?,
+        signature: BitString::from_bytes(signature)?,
     };
     Ok(cert.to_der()?)
 }

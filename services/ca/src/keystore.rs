@@ -221,11 +221,11 @@ fn create(files: &CaFiles, opts: &KeyStoreOptions) -> Result<CaMaterial, KeyStor
         signature_algorithm: root_key.signature_algorithm(),
     };
     let root_tbs = profile::root_tbs(root_name, root_spki, root_key.signature_algorithm(), now)?;
-    let root_der = certificate::sign(&root_tbs, &root_key)?;
+    let root_der = certificate::sign_local(&root_tbs, &root_key)?;
 
     let inter_name = ca_name("sigil intermediate", &opts.organization)?;
     let inter_tbs = profile::intermediate_tbs(&root_info, inter_name, spki_of(&inter_key)?, now)?;
-    let inter_der = certificate::sign(&inter_tbs, &root_key)?;
+    let inter_der = certificate::sign_local(&inter_tbs, &root_key)?;
 
     // Keys first, certificates last: a crash in between leaves an "incomplete" directory
     // that is reported, never a certificate without its key.

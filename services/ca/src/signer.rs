@@ -1,6 +1,9 @@
 //! The CA's signing key behind [`CaSigner`], so a KMS or PKCS#11 key can replace the local
 //! one without touching issuance. The local signer is aws-lc-rs ECDSA (the hot path).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -20,16 +23,18 @@ pub enum SignError {
     Failed(String),
 }
 
+/// A signature in progress: local keys finish at once, KMS/HSM keys may await the network.
+pub type SignFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, SignError>> + Send + 'a>>;
+
 /// A CA private key: anything that signs a TBS structure with a fixed X.509 algorithm.
-/// Signing is synchronous; a remote signer blocks (issuance runs it on a worker thread
-/// anyway through `tokio`'s multi-threaded runtime, and aws-lc-rs takes ~25 µs).
+/// Issuance only talks to this trait, so a KMS or PKCS#11 key is one more implementation.
 pub trait CaSigner: Send + Sync {
     /// The X.509 `AlgorithmIdentifier` of the signatures this key makes.
     fn signature_algorithm(&self) -> AlgorithmIdentifierOwned;
     /// The key's SubjectPublicKeyInfo, DER.
     fn spki_der(&self) -> &[u8];
     /// A signature over `message` in the encoding X.509 expects (DER for ECDSA).
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+    fn sign<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a>;
 }
 
 /// Curves sigil generates CA keys on.
@@ -124,6 +129,14 @@ impl LocalSigner {
     pub fn algorithm(&self) -> CaKeyAlgorithm {
         self.algorithm
     }
+
+    /// Signs synchronously (aws-lc-rs, ~25 µs for P-256).
+    pub fn sign_now(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.key
+            .sign(&self.rng, message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| SignError::Failed("ECDSA signing failed".into()))
+    }
 }
 
 impl CaSigner for LocalSigner {
@@ -138,10 +151,7 @@ impl CaSigner for LocalSigner {
         &self.spki_der
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.key
-            .sign(&self.rng, message)
-            .map(|s| s.as_ref().to_vec())
-            .map_err(|_| SignError::Failed("ECDSA signing failed".into()))
+    fn sign<'a>(&'a self, message: &'a [u8]) -> SignFuture<'a> {
+        Box::pin(std::future::ready(self.sign_now(message)))
     }
 }

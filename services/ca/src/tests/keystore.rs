@@ -47,9 +47,9 @@ fn verify(cert_der: &[u8], issuer_der: &[u8]) -> bool {
     .is_ok()
 }
 
-fn sign_and_check(material: &CaMaterial) {
+async fn sign_and_check(material: &CaMaterial) {
     let msg = b"tbs";
-    let signature = material.signer.sign(msg).unwrap();
+    let signature = material.signer.sign(msg).await.unwrap();
     let cert = Certificate::from_der(material.issuing_cert_der()).unwrap();
     UnparsedPublicKey::new(
         &sig::ECDSA_P256_SHA256_ASN1,
@@ -62,13 +62,13 @@ fn sign_and_check(material: &CaMaterial) {
     .expect("the signer is the intermediate's key");
 }
 
-#[test]
-fn first_start_creates_an_encrypted_root_and_intermediate_with_the_ca_profiles() {
+#[tokio::test]
+async fn first_start_creates_an_encrypted_root_and_intermediate_with_the_ca_profiles() {
     let dir = tempfile::tempdir().unwrap();
     let material =
         keystore::load_or_create(&options(dir.path(), passphrase("correct horse"))).unwrap();
     assert_eq!(material.chain.len(), 2);
-    sign_and_check(&material);
+    sign_and_check(&material).await;
 
     let root = Certificate::from_der(material.root_der()).unwrap();
     let inter = Certificate::from_der(material.issuing_cert_der()).unwrap();
@@ -206,8 +206,8 @@ fn an_incomplete_ca_directory_is_reported_not_overwritten() {
     ));
 }
 
-#[test]
-fn the_root_key_can_be_moved_offline_after_creation() {
+#[tokio::test]
+async fn the_root_key_can_be_moved_offline_after_creation() {
     let dir = tempfile::tempdir().unwrap();
     let created = keystore::load_or_create(&options(dir.path(), passphrase("p"))).unwrap();
     std::fs::rename(
@@ -217,15 +217,15 @@ fn the_root_key_can_be_moved_offline_after_creation() {
     .unwrap();
     let loaded = keystore::load_or_create(&options(dir.path(), passphrase("p"))).unwrap();
     assert_eq!(loaded.chain, created.chain);
-    sign_and_check(&loaded);
+    sign_and_check(&loaded).await;
     assert!(
         !dir.path().join("ca/root-key.pem").exists(),
         "no new root key was generated"
     );
 }
 
-#[test]
-fn an_existing_key_and_chain_can_be_imported() {
+#[tokio::test]
+async fn an_existing_key_and_chain_can_be_imported() {
     let source = tempfile::tempdir().unwrap();
     let created = keystore::load_or_create(&options(source.path(), passphrase("s3cret"))).unwrap();
     let ca_dir = source.path().join("ca");
@@ -245,7 +245,7 @@ fn an_existing_key_and_chain_can_be_imported() {
     });
     let imported = keystore::load_or_create(&opts).unwrap();
     assert_eq!(imported.chain, created.chain);
-    sign_and_check(&imported);
+    sign_and_check(&imported).await;
     assert!(
         !target.path().join("ca").exists(),
         "imports do not generate keys"
