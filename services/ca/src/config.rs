@@ -67,6 +67,8 @@ pub enum IssuerType {
     GithubWorkflow,
     GitlabPipeline,
     BuildkiteJob,
+    CodefreshWorkflow,
+    ChainguardIdentity,
     Username,
     /// SAN and extensions from the `CIIssuerMetadata` entry named by `CIProvider`.
     CiProvider,
@@ -82,6 +84,8 @@ impl IssuerType {
             IssuerType::GithubWorkflow => "github-workflow",
             IssuerType::GitlabPipeline => "gitlab-pipeline",
             IssuerType::BuildkiteJob => "buildkite-job",
+            IssuerType::CodefreshWorkflow => "codefresh-workflow",
+            IssuerType::ChainguardIdentity => "chainguard-identity",
             IssuerType::Username => "username",
             IssuerType::CiProvider => "ci-provider",
         }

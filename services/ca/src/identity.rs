@@ -149,6 +149,16 @@ pub fn principal_from_claims(
             let pipeline = get.required("pipeline_slug")?;
             SubjectAltName::Uri(format!("https://buildkite.com/{org}/{pipeline}"))
         }
+        IssuerType::CodefreshWorkflow => {
+            let (san, exts) = ci::codefresh_workflow(&get)?;
+            extensions = exts;
+            san
+        }
+        IssuerType::ChainguardIdentity => SubjectAltName::Uri(format!(
+            "{}/{}",
+            iss.trim_end_matches('/'),
+            sub.trim_start_matches('/')
+        )),
         IssuerType::GithubWorkflow => {
             let base = config.base_url.as_deref().unwrap_or("https://github.com");
             let (san, exts) = ci::github_workflow(&get, base)?;
@@ -180,6 +190,12 @@ pub fn principal_from_claims(
     let challenge = match (config.challenge_claim.as_deref(), &san) {
         (Some(claim), _) => get.required(claim)?,
         (None, SubjectAltName::Email(email)) => email.clone(),
+        // Chainguard follows cosign's client rule: the email when the token has one.
+        (None, _) if ty == IssuerType::ChainguardIdentity => match get.optional("email") {
+            Some(email) if is_true(claims.get("email_verified")) => email,
+            Some(_) => return Err(IdentityError::EmailNotVerified),
+            None => sub,
+        },
         (None, _) => sub,
     };
     Ok(Principal {

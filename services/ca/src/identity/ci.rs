@@ -139,3 +139,31 @@ pub(super) fn gitlab_pipeline(
     ext.push(22, visibility);
     Ok((SubjectAltName::Uri(config_uri), ext.0))
 }
+
+/// Codefresh: SAN `<platform_url>/<account_name>/<pipeline_name>:<account_id>/<pipeline_id>`
+/// (names may change, ids do not, so both are there); the build URL fills 1.9, 1.18 and 1.21.
+pub(super) fn codefresh_workflow(
+    get: &ClaimReader<'_>,
+) -> Result<(SubjectAltName, Vec<FulcioExtension>), IdentityError> {
+    let account_id = get.required("account_id")?;
+    let pipeline_id = get.required("pipeline_id")?;
+    let workflow_id = get.required("workflow_id")?;
+    let account_name = get.optional("account_name").unwrap_or_default();
+    let pipeline_name = get.optional("pipeline_name").unwrap_or_default();
+    let platform = get
+        .optional("platform_url")
+        .unwrap_or_else(|| "https://g.codefresh.io".to_string());
+    let san = join(
+        &platform,
+        &format!("{account_name}/{pipeline_name}:{account_id}/{pipeline_id}"),
+    );
+    let build = join(&platform, &format!("build/{workflow_id}"));
+    let mut ext = Extensions(Vec::new());
+    ext.push(9, build.clone());
+    ext.push(11, get.optional("runner_environment").unwrap_or_default());
+    ext.push(12, get.optional("scm_repo_url").unwrap_or_default());
+    ext.push(14, get.optional("scm_ref").unwrap_or_default());
+    ext.push(18, build.clone());
+    ext.push(21, build);
+    Ok((SubjectAltName::Uri(san), ext.0))
+}

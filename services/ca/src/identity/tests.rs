@@ -541,3 +541,65 @@ fn challenge_claim_override_is_what_pop_signs() {
         Err(IdentityError::MissingClaim { claim, .. }) if claim == "email"
     ));
 }
+
+#[test]
+fn codefresh_and_chainguard() {
+    let json = r#"{"OIDCIssuers": {
+      "https://oidc.codefresh.io": {"Type": "codefresh-workflow"},
+      "https://issuer.enforce.dev": {"Type": "chainguard-identity"}
+    }}"#;
+    let cf = issuer(json, "https://oidc.codefresh.io");
+    let c = json!({"iss": "https://oidc.codefresh.io", "sub": "account:628a80b693a15c0f9c13ab75:pipeline:65e5a53e52853dc51a5b0cc1",
+        "account_id": "628a80b693a15c0f9c13ab75", "account_name": "codefresh-account",
+        "pipeline_id": "65e5a53e52853dc51a5b0cc1", "pipeline_name": "oidc-test/get-token",
+        "workflow_id": "65e6d5551e6a8ed6e8e3a1b8", "runner_environment": "cloud",
+        "scm_repo_url": "https://github.com/codefresh-user/oidc-test", "scm_ref": "main"});
+    let p = principal_from_claims(&cf, &claims(c)).unwrap();
+    assert_eq!(
+        p.san,
+        SubjectAltName::Uri(
+            "https://g.codefresh.io/codefresh-account/oidc-test/get-token:628a80b693a15c0f9c13ab75/65e5a53e52853dc51a5b0cc1".into()
+        )
+    );
+    let build = "https://g.codefresh.io/build/65e6d5551e6a8ed6e8e3a1b8";
+    let utf8 = ExtEncoding::Utf8String;
+    let expected: Vec<(String, String, ExtEncoding)> = [
+        ("1.3.6.1.4.1.57264.1.9", build),
+        ("1.3.6.1.4.1.57264.1.11", "cloud"),
+        (
+            "1.3.6.1.4.1.57264.1.12",
+            "https://github.com/codefresh-user/oidc-test",
+        ),
+        ("1.3.6.1.4.1.57264.1.14", "main"),
+        ("1.3.6.1.4.1.57264.1.18", build),
+        ("1.3.6.1.4.1.57264.1.21", build),
+    ]
+    .into_iter()
+    .map(|(o, v)| (o.to_string(), v.to_string(), utf8))
+    .collect();
+    assert_eq!(ext_values(&p), expected);
+    let c = json!({"iss": "https://oidc.codefresh.io", "sub": "s", "account_id": "a", "pipeline_id": "p"});
+    assert!(matches!(
+        principal_from_claims(&cf, &claims(c)),
+        Err(IdentityError::MissingClaim { claim, .. }) if claim == "workflow_id"
+    ));
+
+    let cg = issuer(json, "https://issuer.enforce.dev");
+    let c = json!({"iss": "https://issuer.enforce.dev", "sub": "0f0b6d2b5a1e/4d6c2b"});
+    let p = principal_from_claims(&cg, &claims(c)).unwrap();
+    assert_eq!(
+        p.san,
+        SubjectAltName::Uri("https://issuer.enforce.dev/0f0b6d2b5a1e/4d6c2b".into())
+    );
+    assert_eq!(p.challenge, "0f0b6d2b5a1e/4d6c2b");
+    let c = json!({"iss": "https://issuer.enforce.dev", "sub": "x", "email": "ci@example.com", "email_verified": true});
+    assert_eq!(
+        principal_from_claims(&cg, &claims(c)).unwrap().challenge,
+        "ci@example.com"
+    );
+    let c = json!({"iss": "https://issuer.enforce.dev", "sub": "x", "email": "ci@example.com"});
+    assert_eq!(
+        principal_from_claims(&cg, &claims(c)).unwrap_err(),
+        IdentityError::EmailNotVerified
+    );
+}
