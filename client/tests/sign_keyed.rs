@@ -53,6 +53,10 @@ impl Drop for Server {
 }
 
 fn start_sigild(dir: &Path) -> Server {
+    start_sigild_with(dir, &[])
+}
+
+fn start_sigild_with(dir: &Path, serve_args: &[&str]) -> Server {
     let bin = sigild_binary();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -81,6 +85,7 @@ fn start_sigild(dir: &Path) -> Server {
         ])
         .arg(&data)
         .arg("--insecure-unencrypted-ca-keys")
+        .args(serve_args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -319,4 +324,83 @@ fn keyed_signing_reports_usage_errors_with_exit_code_2() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A JWT-shaped token no issuer signed: the CA must refuse it.
+fn unsigned_token(iss: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(serde_json::json!({"alg": "RS256", "kid": "k"})),
+        b64(
+            serde_json::json!({"iss": iss, "sub": "alice@example.com", "aud": "sigstore",
+            "email": "alice@example.com", "email_verified": true, "exp": 4_000_000_000u64})
+        )
+    )
+}
+
+#[test]
+fn sign_bundle_uses_the_default_signing_config_and_reports_a_ca_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The CA trusts an issuer that is not running, so no token can pass.
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let server = start_sigild_with(d, &["--oidc-issuer", &issuer]);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&server.trust_config).unwrap()).unwrap();
+    let home = d.join("home");
+    std::fs::create_dir_all(home.join(".config/sigil")).unwrap();
+    std::fs::write(
+        home.join(".config/sigil/signing_config.json"),
+        config["signingConfig"].to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".config/sigil/trusted_root.json"),
+        config["trustedRoot"].to_string(),
+    )
+    .unwrap();
+    std::fs::write(d.join("a.txt"), b"hello").unwrap();
+    let token = unsigned_token(&issuer);
+    let sign_bundle = |home: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_sigil"))
+            .args([
+                "sign-bundle",
+                "--identity-token",
+                &token,
+                "--bundle",
+                "a.json",
+                "a.txt",
+            ])
+            .current_dir(d)
+            .env("HOME", home)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("SIGIL_SIGNING_CONFIG")
+            .env_remove("SIGIL_TRUSTED_ROOT")
+            .output()
+            .unwrap()
+    };
+
+    let out = sign_bundle(&home);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "certificate authority {}/api/v2/signingCert refused",
+            server.url
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !d.join("a.json").exists(),
+        "no bundle may be written on failure"
+    );
+
+    // Without any signing config it is a usage error naming the flag.
+    let out = sign_bundle(&d.join("nowhere"));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--signing-config"));
 }

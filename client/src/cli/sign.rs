@@ -346,9 +346,33 @@ fn resolve_sign_bundle(args: &SignBundleArgs) -> Result<Resolved, Failure> {
             trusted_root: Some(trusted_root),
         });
     }
+    if let Some(path) = default_signing_config(args.staging).filter(|p| p.exists()) {
+        let trusted_root = load_trusted_root(&source).map_err(|e| usage(e.to_string()))?;
+        let config = SigningConfig::from_json(&read(&path, "signing config")?)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        return from_signing_config(&config, Some(trusted_root), None);
+    }
     Err(usage(
-        "sign-bundle needs --signing-config FILE (or --server URL) to find the CA and the log",
+        "sign-bundle needs --signing-config FILE (or --server URL) to find the CA and the log, \
+         or a default at $SIGIL_SIGNING_CONFIG / ~/.config/sigil/signing_config.json",
     ))
+}
+
+/// `$SIGIL_SIGNING_CONFIG`, else `~/.config/sigil/signing_config.json`
+/// (`staging_signing_config.json` for staging), beside the default trusted root.
+fn default_signing_config(staging: bool) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SIGIL_SIGNING_CONFIG").filter(|_| !staging) {
+        return Some(PathBuf::from(p));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    let file = if staging {
+        "staging_signing_config.json"
+    } else {
+        "signing_config.json"
+    };
+    Some(config.join("sigil").join(file))
 }
 
 fn run_sign_bundle(args: &SignBundleArgs) -> Result<(PathBuf, SignedBundle), Failure> {
