@@ -185,6 +185,16 @@ pub fn principal_from_claims(
             san
         }
     };
+    // rfc822Name and URI SANs are IA5String in X.509: refuse what cannot be encoded here, with
+    // a message naming the claim, rather than failing later while building the certificate.
+    if let SubjectAltName::Email(value) | SubjectAltName::Uri(value) = &san
+        && (!value.is_ascii() || value.chars().any(|c| c.is_ascii_control()))
+    {
+        return Err(IdentityError::InvalidClaim {
+            claim: "subject alternative name".into(),
+            reason: "it is not printable ASCII (an IA5String)".into(),
+        });
+    }
     // A configured ChallengeClaim is what /api/v2/configuration tells clients to sign, so the
     // proof of possession must be checked against that same claim.
     let challenge = match (config.challenge_claim.as_deref(), &san) {

@@ -603,3 +603,18 @@ fn codefresh_and_chainguard() {
         IdentityError::EmailNotVerified
     );
 }
+
+#[test]
+fn san_must_fit_an_ia5string() {
+    let config = issuer(EMAIL, "https://plain.example.com");
+    for email in ["jürgen@example.com", "a\u{7}b@example.com"] {
+        let c = json!({"iss": "https://plain.example.com", "sub": "1", "email": email, "email_verified": true});
+        assert!(
+            matches!(
+                principal_from_claims(&config, &claims(c)),
+                Err(IdentityError::InvalidClaim { .. })
+            ),
+            "{email:?}"
+        );
+    }
+}
