@@ -30,6 +30,13 @@ enum Command {
     TrustConfig(TrustConfigArgs),
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Rekor,
+    Tiles,
+    Ca,
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrustConfigArgs {
     /// The URL clients will use to reach the server.
@@ -40,6 +47,12 @@ pub struct TrustConfigArgs {
     /// Where keys live (the same directory `serve` uses).
     #[arg(long, default_value = "./sigil-data", env = "SIGIL_DATA_DIR")]
     pub data_dir: PathBuf,
+    /// Transparency log key, as given to `serve` (default <data-dir>/keys/rekor.pem).
+    #[arg(long, env = "SIGIL_REKOR_KEY")]
+    pub rekor_key: Option<PathBuf>,
+    /// CT log key, as given to `serve` (default <data-dir>/keys/ctlog.pem).
+    #[arg(long, env = "SIGIL_CT_KEY")]
+    pub ct_key: Option<PathBuf>,
 }
 
 /// Certificate authority options.
@@ -96,6 +109,17 @@ pub struct ServeArgs {
     /// Defaults to http://<listen address>.
     #[arg(long, env = "SIGIL_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Which services to mount: any of rekor, tiles, ca (the CA brings its CT log). Each can
+    /// run alone, e.g. `--services rekor,tiles` for a log-only node.
+    #[arg(long, value_delimiter = ',', default_value = "rekor,tiles,ca")]
+    pub services: Vec<Service>,
+    /// Transparency log signing key (PKCS#8 PEM, ECDSA P-256); created there on first start.
+    /// Default: <data-dir>/keys/rekor.pem.
+    #[arg(long, env = "SIGIL_REKOR_KEY")]
+    pub rekor_key: Option<PathBuf>,
+    /// CT log signing key (PKCS#8 PEM, ECDSA P-256); default <data-dir>/keys/ctlog.pem.
+    #[arg(long, env = "SIGIL_CT_KEY")]
+    pub ct_key: Option<PathBuf>,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = sigil_log::http::DEFAULT_BODY_LIMIT, env = "SIGIL_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,

@@ -13,7 +13,7 @@ use sigil_log::{LogEngine, LogSigner, Store, tiles};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::{CaArgs, ServeArgs, TrustConfigArgs};
+use crate::{CaArgs, ServeArgs, Service, TrustConfigArgs};
 use sigil_ca::config::IssuersConfig;
 use sigil_ca::{
     Ca, CaKeyAlgorithm, CaOptions, ImportedCa, KeyProtection, KeyStoreOptions, TrustConfigInputs,
@@ -34,7 +34,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(args.database_url.as_deref(), &args.data_dir)
         .await
         .context("opening storage")?;
-    let rekor_key = LogSigner::load_or_create(&args.data_dir.join("keys/rekor.pem"))?;
+    let rekor_key_path = args
+        .rekor_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys/rekor.pem"));
+    let rekor_key = LogSigner::load_or_create(&rekor_key_path)?;
     let rekor_engine = LogEngine::open(store.clone(), "rekor").await?;
     let rekor = Arc::new(RekorLog::new(
         rekor_engine,
@@ -67,12 +71,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let issuers = issuers(&args.ca, dev_issuer_url.as_deref())?;
     let mut app = Router::new();
-    if issuers.is_empty() {
+    let wants = |s: Service| args.services.contains(&s);
+    if !wants(Service::Ca) {
+        tracing::info!("CA not mounted (--services)");
+    } else if issuers.is_empty() {
         tracing::warn!(
             "no OIDC issuers configured (--config / --oidc-issuer): the CA is not serving"
         );
     } else {
-        let ct_key = LogSigner::load_or_create(&args.data_dir.join("keys/ctlog.pem"))?;
+        let ct_key_path = args
+            .ct_key
+            .clone()
+            .unwrap_or_else(|| args.data_dir.join("keys/ctlog.pem"));
+        let ct_key = LogSigner::load_or_create(&ct_key_path)?;
         let ct = CtLog::new(LogEngine::open(store.clone(), "ct").await?, ct_key);
         let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
         let ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone()).await?;
@@ -84,9 +95,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .merge(sigil_log::ct::http::router(ct));
     }
 
+    if wants(Service::Rekor) {
+        app = app.merge(rekor_v1::router(rekor.clone(), args.max_body_bytes));
+    }
+    if wants(Service::Tiles) {
+        app = app.merge(tiles::router(rekor.clone()));
+    }
     let app = app
-        .merge(rekor_v1::router(rekor.clone(), args.max_body_bytes))
-        .merge(tiles::router(rekor.clone()))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || render_metrics(metrics.clone())))
         .fallback(sigil_log::http::not_found_fallback)
@@ -173,8 +188,16 @@ pub async fn print_trust_config(args: TrustConfigArgs) -> anyhow::Result<()> {
     let keys = ca_options(&args.ca, &args.data_dir)?.keys;
     let material =
         tokio::task::spawn_blocking(move || sigil_ca::keystore::load_or_create(&keys)).await??;
-    let rekor_key = LogSigner::load_or_create(&args.data_dir.join("keys/rekor.pem"))?;
-    let ct_key = LogSigner::load_or_create(&args.data_dir.join("keys/ctlog.pem"))?;
+    let rekor_key_path = args
+        .rekor_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys/rekor.pem"));
+    let rekor_key = LogSigner::load_or_create(&rekor_key_path)?;
+    let ct_key_path = args
+        .ct_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys/ctlog.pem"));
+    let ct_key = LogSigner::load_or_create(&ct_key_path)?;
     let inputs = trust_inputs(&args.ca, &args.public_url, rekor_key.spki_der());
     let config = sigil_ca::trust_config::client_trust_config(
         &sigil_ca::trust_config::TrustMaterial {

@@ -571,3 +571,35 @@ async fn a_second_sigild_cannot_write_the_same_postgres_log() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn each_service_can_be_mounted_alone_and_keys_can_be_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("given-rekor.pem");
+    let key = sigil_log::LogSigner::load_or_create(&key_path).unwrap();
+    let key_arg = key_path.to_str().unwrap().to_string();
+    let server = Server::start_with(
+        dir.path(),
+        None,
+        &["--services", "tiles", "--rekor-key", &key_arg],
+    );
+    let http = reqwest::Client::new();
+    let r = http
+        .get(format!("{}/checkpoint", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    verified_checkpoint(&r.text().await.unwrap(), key.spki_der());
+    let r = http
+        .get(format!("{}/api/v1/log", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "the Rekor API is not mounted"
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], 404);
+}

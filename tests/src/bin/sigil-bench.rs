@@ -1,13 +1,18 @@
-//! Drives a real `sigild` over HTTP with many concurrent clients submitting hashedrekord
-//! entries, and reports entries/s and latency percentiles.
+//! Drives a real `sigild` over HTTP with many concurrent clients and reports requests/s and
+//! latency percentiles. Two targets:
+//! - `rekor` (default): hashedrekord submissions to `POST /api/v1/log/entries`;
+//! - `ca`: certificate requests to `POST /api/v2/signingCert` (publicKeyRequest + proof of
+//!   possession, ES256 ID token from the `--dev` issuer), so token verification, both
+//!   certificate signatures and the durable CT append are all inside the measurement.
 //!
 //!   cargo build --release -p sigild -p sigil-tests
-//!   target/release/log-bench --backend sqlite --clients 64 --entries 20000
-//!   target/release/log-bench --backend sqlite --rate 1000 --entries 10000
-//!   target/release/log-bench --backend postgres --clients 64 --entries 20000
+//!   target/release/sigil-bench --backend sqlite --clients 64 --requests 20000
+//!   target/release/sigil-bench --backend sqlite --rate 1000 --requests 10000
+//!   target/release/sigil-bench --backend postgres --clients 64 --requests 20000
+//!   target/release/sigil-bench --target ca --clients 64 --requests 10000
 //!
-//! Entries are signed before the clock starts so the figures are the server's, not the
-//! load generator's signing. `--rate` switches to an open-loop fixed arrival rate.
+//! Requests are built and signed before the clock starts so the figures are the server's,
+//! not the load generator's signing. `--rate` switches to an open-loop fixed arrival rate.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +26,7 @@ use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
 struct Args {
+    target: String,
     backend: String,
     clients: usize,
     entries: usize,
@@ -31,6 +37,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
+        target: "rekor".into(),
         backend: "sqlite".into(),
         clients: 64,
         entries: 20_000,
@@ -42,9 +49,10 @@ fn parse_args() -> Args {
     while let Some(flag) = it.next() {
         let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
+            "--target" => a.target = val(),
             "--backend" => a.backend = val(),
             "--clients" => a.clients = val().parse().expect("--clients N"),
-            "--entries" => a.entries = val().parse().expect("--entries N"),
+            "--requests" | "--entries" => a.entries = val().parse().expect("--entries N"),
             "--rate" => a.rate = Some(val().parse().expect("--rate PER_SECOND")),
             "--sigild" => a.sigild = val().into(),
             "--database-url" => a.database_url = val(),
@@ -103,15 +111,54 @@ fn rand_tag() -> u64 {
         .as_nanos() as u64
 }
 
-struct Server(Child, tempfile::TempDir);
+struct Server {
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn start(args: &Args, port: u16) -> Server {
+/// Certificate requests: a token from the dev issuer and, per request, a fresh P-256 key
+/// with its proof of possession over the token's email.
+async fn make_cert_requests(n: usize, dev_issuer: &str) -> Vec<Vec<u8>> {
+    let email = "bench@example.com";
+    let body: serde_json::Value = reqwest::get(format!("{dev_issuer}/token?email={email}"))
+        .await
+        .expect("dev issuer")
+        .json()
+        .await
+        .unwrap();
+    let token = body["id_token"].as_str().unwrap().to_string();
+    let rng = SystemRandom::new();
+    (0..n)
+        .map(|_| {
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let key =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+            let mut spki =
+                hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+            spki.extend_from_slice(key.public_key().as_ref());
+            let pop = key.sign(&rng, email.as_bytes()).unwrap();
+            serde_json::json!({
+                "credentials": {"oidcIdentityToken": token},
+                "publicKeyRequest": {
+                    "publicKey": {"algorithm": "ECDSA", "content": pem("PUBLIC KEY", &spki)},
+                    "proofOfPossession": STANDARD.encode(pop)
+                }
+            })
+            .to_string()
+            .into_bytes()
+        })
+        .collect()
+}
+
+fn start(args: &Args, port: u16, dev_issuer_port: u16) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(&args.sigild);
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -121,6 +168,13 @@ fn start(args: &Args, port: u16) -> Server {
         .stdout(Stdio::null());
     if args.backend == "postgres" {
         cmd.args(["--database-url", &args.database_url]);
+    }
+    if args.target == "ca" {
+        cmd.args([
+            "--dev",
+            "--dev-issuer-listen",
+            &format!("127.0.0.1:{dev_issuer_port}"),
+        ]);
     }
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!(
@@ -133,7 +187,7 @@ fn start(args: &Args, port: u16) -> Server {
         assert!(Instant::now() < deadline, "sigild did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Server(child, dir)
+    Server { child, _data: dir }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -143,15 +197,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let args = parse_args();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _server = start(&args, port);
-    let url = format!("http://127.0.0.1:{port}/api/v1/log/entries");
-    eprintln!("signing {} entries…", args.entries);
-    let entries = Arc::new(make_entries(args.entries));
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, dev_port) = (free(), free());
+    let _server = start(&args, port, dev_port);
+    eprintln!("preparing {} requests…", args.entries);
+    let (url, expected, entries) = match args.target.as_str() {
+        "rekor" => (
+            format!("http://127.0.0.1:{port}/api/v1/log/entries"),
+            201u16,
+            make_entries(args.entries),
+        ),
+        "ca" => (
+            format!("http://127.0.0.1:{port}/api/v2/signingCert"),
+            200u16,
+            make_cert_requests(args.entries, &format!("http://127.0.0.1:{dev_port}")).await,
+        ),
+        other => panic!("--target must be rekor or ca, not {other}"),
+    };
+    let entries = Arc::new(entries);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()
@@ -197,7 +266,7 @@ async fn main() {
                     .expect("request");
                 let status = resp.status();
                 let _ = resp.bytes().await;
-                assert_eq!(status, 201, "entry {i} was not created");
+                assert_eq!(status, expected, "request {i} failed");
                 latencies.push(t.elapsed());
             }
             latencies
@@ -214,7 +283,8 @@ async fn main() {
         None => format!("{} concurrent clients", args.clients),
     };
     println!(
-        "backend={} mode=\"{mode}\" entries={} elapsed={:.2}s throughput={:.0} entries/s p50={:.1}ms p99={:.1}ms max={:.1}ms",
+        "target={} backend={} mode=\"{mode}\" requests={} elapsed={:.2}s throughput={:.0}/s p50={:.1}ms p99={:.1}ms max={:.1}ms",
+        args.target,
         args.backend,
         all.len(),
         elapsed.as_secs_f64(),
