@@ -404,3 +404,24 @@ fn sign_bundle_uses_the_default_signing_config_and_reports_a_ca_refusal() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--signing-config"));
 }
+
+/// Submitting the same entry twice gives the same log entry back (409 → fetch), so a retried
+/// submission still produces a bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_submission_returns_the_existing_entry() {
+    use sigil_client::keys::SigningKey;
+    use sigil_client::sign::rekor::{hashedrekord_entry, submit};
+    let dir = tempfile::tempdir().unwrap();
+    let server = tokio::task::block_in_place(|| start_sigild(dir.path()));
+    let key = SigningKey::generate().unwrap();
+    let digest = [9u8; 32];
+    let signature = key.sign_sha256_digest(&digest).unwrap();
+    let entry = hashedrekord_entry(&digest, &signature, &key.public_key_pem());
+    let http = sigil_client::sign::http_client();
+    let first = submit(&http, &server.url, &entry).await.unwrap();
+    let second = submit(&http, &server.url, &entry).await.unwrap();
+    assert_eq!(first.uuid(), second.uuid());
+    assert_eq!(first.entry.log_index, second.entry.log_index);
+    assert_eq!(first.entry.body, second.entry.body);
+    assert!(!second.entry.verification.signed_entry_timestamp.is_empty());
+}

@@ -78,15 +78,100 @@ pub fn parse_created(body: &[u8]) -> Result<CreatedEntry, RekorError> {
     }
 }
 
+/// Attempts for one submission: transport failures and 5xx/429 answers are retried, which is
+/// safe because a repeated entry comes back as 409 and is then fetched.
+const ATTEMPTS: u32 = 3;
+
+/// Submits `proposed`; if the log already holds an equivalent entry (409), that entry is
+/// fetched and returned instead, so a retried or repeated submission still yields a bundle.
 pub async fn submit(
     http: &reqwest::Client,
     rekor_url: &str,
     proposed: &Value,
 ) -> Result<CreatedEntry, RekorError> {
-    let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
+    let base = rekor_url.trim_end_matches('/');
+    let url = format!("{base}/api/v1/log/entries");
+    let mut attempt = 1;
+    loop {
+        let result = post_once(http, &url, proposed).await;
+        let retryable = match &result {
+            Err(RekorError::Transport(..)) => true,
+            Err(RekorError::Rejected { status, .. }) => *status >= 500 || *status == 429,
+            _ => false,
+        };
+        if !retryable || attempt >= ATTEMPTS {
+            return match result {
+                Ok(Posted::Created(entry)) => Ok(entry),
+                Ok(Posted::Exists(uuid)) => fetch(http, base, &uuid).await,
+                Err(e) => Err(e),
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+        attempt += 1;
+    }
+}
+
+enum Posted {
+    Created(CreatedEntry),
+    /// 409 with the existing entry's ID (the last segment of `Location`).
+    Exists(String),
+}
+
+async fn post_once(
+    http: &reqwest::Client,
+    url: &str,
+    proposed: &Value,
+) -> Result<Posted, RekorError> {
     let response = http
-        .post(&url)
+        .post(url)
         .json(proposed)
+        .send()
+        .await
+        .map_err(|e| RekorError::Transport(url.to_string(), e.to_string()))?;
+    let status = response.status();
+    let existing = (status == reqwest::StatusCode::CONFLICT)
+        .then(|| response.headers().get(reqwest::header::LOCATION))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|loc| loc.rsplit('/').next())
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string);
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| RekorError::Transport(url.to_string(), e.to_string()))?;
+    if let Some(id) = existing {
+        return Ok(Posted::Exists(id));
+    }
+    if !status.is_success() {
+        return Err(rejected(url, status, &body));
+    }
+    parse_created(&body).map(Posted::Created)
+}
+
+fn rejected(url: &str, status: reqwest::StatusCode, body: &[u8]) -> RekorError {
+    let message = serde_json::from_slice::<ApiError>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).chars().take(300).collect());
+    RekorError::Rejected {
+        url: url.to_string(),
+        status: status.as_u16(),
+        message,
+    }
+}
+
+/// `GET <rekor>/api/v1/log/entries/<id>`: the entry in the same shape as a creation answer.
+pub async fn fetch(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    entry_id: &str,
+) -> Result<CreatedEntry, RekorError> {
+    let url = format!(
+        "{}/api/v1/log/entries/{entry_id}",
+        rekor_url.trim_end_matches('/')
+    );
+    let response = http
+        .get(&url)
         .send()
         .await
         .map_err(|e| RekorError::Transport(url.clone(), e.to_string()))?;
@@ -96,14 +181,7 @@ pub async fn submit(
         .await
         .map_err(|e| RekorError::Transport(url.clone(), e.to_string()))?;
     if !status.is_success() {
-        let message = serde_json::from_slice::<ApiError>(&body)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
-        return Err(RekorError::Rejected {
-            url,
-            status: status.as_u16(),
-            message,
-        });
+        return Err(rejected(&url, status, &body));
     }
     parse_created(&body)
 }
