@@ -81,10 +81,13 @@ pub struct SignBundleArgs {
     /// FILE is an in-toto statement to sign as a DSSE envelope.
     #[arg(long)]
     pub in_toto: bool,
+    /// OIDC identity token for the CA.
     #[arg(long)]
     pub identity_token: String,
+    /// Where to write the bundle.
     #[arg(long)]
     pub bundle: PathBuf,
+    /// Trusted root JSON [default: $SIGIL_TRUSTED_ROOT or ~/.config/sigil/trusted_root.json].
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
     /// SigningConfig v0.2 JSON naming the CA and the transparency log.
@@ -93,6 +96,7 @@ pub struct SignBundleArgs {
     /// A sigil server to use when no signing config is given.
     #[arg(long, conflicts_with = "signing_config")]
     pub server: Option<String>,
+    /// The file to sign (with --in-toto: the statement).
     pub file: PathBuf,
 }
 
