@@ -130,6 +130,37 @@ async fn keyless_blob_and_statement_verify_for_the_token_identity() {
     )
     .unwrap();
     assert_eq!(verified.log_entry_kind, "dsse/0.0.1");
+
+    // sigstore-python, an independent verifier, accepts both bundles.
+    let dir = tempfile::tempdir().unwrap();
+    let tc = stack.trust_config_file(dir.path()).await;
+    let artifact_path = dir.path().join("artifact");
+    std::fs::write(&artifact_path, artifact).unwrap();
+    let dsse_path = dir.path().join("statement.sigstore.json");
+    std::fs::write(&dsse_path, signed.bundle.to_json()).unwrap();
+    let blob_path = dir.path().join("artifact.sigstore.json");
+    std::fs::write(&blob_path, bundle.to_json()).unwrap();
+    for bundle_path in [&blob_path, &dsse_path] {
+        let out = sigil_tests::sigstore_python::run(&[
+            "--trust-config",
+            tc.to_str().unwrap(),
+            "verify",
+            "identity",
+            "--cert-identity",
+            "alice@example.com",
+            "--cert-oidc-issuer",
+            idp.issuer_url(),
+            "--bundle",
+            bundle_path.to_str().unwrap(),
+            artifact_path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "sigstore-python rejected {}: {}",
+            bundle_path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
