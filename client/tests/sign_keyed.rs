@@ -309,6 +309,53 @@ fn keyed_signing_reports_usage_errors_with_exit_code_2() {
         Some(PASSWORD),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary =
+        |out: &Output| -> serde_json::Value { serde_json::from_slice(&out.stdout).unwrap() };
+
+    // With --trusted-root the bundle is checked before it is written.
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&server.trust_config).unwrap()).unwrap();
+    std::fs::write(d.join("root.json"), config["trustedRoot"].to_string()).unwrap();
+    let sign_checked = |root: &str| {
+        sigil(
+            d,
+            &[
+                "sign-blob",
+                "a.txt",
+                "--key",
+                "cosign.key",
+                "--rekor-url",
+                &server.url,
+                "--trusted-root",
+                root,
+                "--bundle",
+                "checked.bundle",
+                "--output",
+                "json",
+            ],
+            Some(PASSWORD),
+        )
+    };
+    let out = sign_checked("root.json");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["verifiedBeforeWriting"], true);
+    // A root without this log's key fails the self-check: exit 1, no bundle.
+    let mut foreign = config["trustedRoot"].clone();
+    foreign["tlogs"] = serde_json::json!([]);
+    std::fs::write(d.join("foreign.json"), foreign.to_string()).unwrap();
+    std::fs::remove_file(d.join("checked.bundle")).unwrap();
+    let out = sign_checked("foreign.json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        summary(&out)["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!d.join("checked.bundle").exists());
+
     let out = sigil(
         d,
         &[

@@ -27,7 +27,8 @@ the terminal). Either way the signature is logged in the transparency log, and t
 verified against the trusted root before it is written.
 
 Services: --server URL (CA, log and trusted root of a sigil server), or --trust-config FILE
-(a ClientTrustConfig: services chosen from its signing config). --rekor-url overrides the log.
+(a ClientTrustConfig: services chosen from its signing config). --rekor-url overrides the log;
+--trusted-root FILE replaces the server's trusted root.
 
 Examples:
   sigil sign-blob release.tar.gz --server https://sigil.example.com --identity-token \"$TOKEN\"
@@ -65,6 +66,9 @@ pub struct SignBlobArgs {
     /// Transparency log (Rekor v1) base URL, overriding the server or signing config.
     #[arg(long)]
     pub rekor_url: Option<String>,
+    /// Trusted root JSON to check the bundle against, instead of the server's.
+    #[arg(long, conflicts_with = "trust_config")]
+    pub trusted_root: Option<PathBuf>,
     /// Output format for the summary.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
@@ -155,9 +159,19 @@ fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failu
             args.rekor_url.as_deref(),
         );
     }
+    let given_root = args
+        .trusted_root
+        .as_ref()
+        .map(|p| load_trusted_root(&TrustSource::TrustedRoot(p.clone())))
+        .transpose()
+        .map_err(|e| usage(e.to_string()))?;
     if let Some(server) = &args.server {
         let server = server.trim_end_matches('/').to_string();
-        let trusted_root = match load_trusted_root(&TrustSource::Server(server.clone())) {
+        let fetched = match given_root {
+            Some(root) => Ok(root),
+            None => load_trusted_root(&TrustSource::Server(server.clone())),
+        };
+        let trusted_root = match fetched {
             Ok(root) => Some(root),
             // A log-only server has no trusted root to give; a keyed bundle can still be
             // written, but nothing checks it before it is.
@@ -177,7 +191,7 @@ fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failu
         (Some(url), true) => Ok(Resolved {
             ca_url: None,
             rekor_url: url.clone(),
-            trusted_root: None,
+            trusted_root: given_root,
         }),
         _ => Err(usage(
             "say where to sign: --server URL or --trust-config FILE (or --rekor-url URL with --key)",
