@@ -186,14 +186,14 @@ fn self_check(
 ) -> Result<SignedBy, SignError> {
     let verified = verify_bundle(bundle, artifact, &any_identity(), trusted_root)
         .map_err(SignError::SelfCheck)?;
-    Ok(match verified.signer {
+    match verified.signer {
         VerifiedSigner::Certificate { identities, issuer } => {
-            SignedBy::Certificate { identities, issuer }
+            Ok(SignedBy::Certificate { identities, issuer })
         }
-        VerifiedSigner::Key => SignedBy::Key {
-            hint: String::new(),
-        },
-    })
+        // An identity policy only passes certificate bundles; anything else is a verifier bug
+        // that must not produce a bundle.
+        VerifiedSigner::Key => Err(SignError::SelfCheck(VerifyError::KeyRequired)),
+    }
 }
 
 /// Keyless signing of a SHA-256 digest: ephemeral P-256 key, certificate from the CA
