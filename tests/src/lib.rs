@@ -1,6 +1,6 @@
 //! Test harness: starts real peers (sigild, oidc-provider, sigstore-python) for end-to-end tests.
+pub mod oidc_mock;
 pub mod oidc_provider;
+pub mod peers;
 pub mod sigstore_python;
 pub mod stack;
-pub mod oidc_mock;
-pub mod peers;
