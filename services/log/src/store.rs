@@ -64,15 +64,6 @@ pub enum Writer {
     Postgres(PoolConnection<Postgres>),
 }
 
-macro_rules! with_writer {
-    ($w:expr, $conn:ident => $body:expr) => {
-        match $w {
-            Writer::Sqlite($conn) => $body,
-            Writer::Postgres($conn) => $body,
-        }
-    };
-}
-
 /// Everything one batch writes, committed in one transaction.
 pub struct BatchWrite<'a> {
     pub log_id: i64,
@@ -327,46 +318,42 @@ impl Store {
         log_id: i64,
         hashes: &[Hash],
     ) -> Result<Vec<(Hash, u64)>, StoreError> {
-        if let Writer::Postgres(conn) = writer {
-            // One static statement over an array: PostgreSQL plans it once.
-            let hashes: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-            let rows = sqlx::query(
-                "SELECT leaf_hash, idx FROM entries WHERE log_id = $1 AND leaf_hash = ANY($2)",
-            )
-            .bind(log_id)
-            .bind(hashes)
-            .fetch_all(&mut **conn)
-            .await?;
-            return rows
+        let rows = match writer {
+            Writer::Postgres(conn) => {
+                // One static statement over an array: PostgreSQL plans it once.
+                let hashes: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+                sqlx::query(
+                    "SELECT leaf_hash, idx FROM entries WHERE log_id = $1 AND leaf_hash = ANY($2)",
+                )
+                .bind(log_id)
+                .bind(hashes)
+                .fetch_all(&mut **conn)
+                .await?
                 .iter()
-                .map(|r| Ok((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64)))
-                .collect();
-        }
-        let style = writer.placeholders();
-        let mut out = Vec::new();
-        for chunk in hashes.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from("SELECT leaf_hash, idx FROM entries WHERE log_id = ");
-            let mut params = Params::new(style);
-            sql.push_str(&params.next());
-            sql.push_str(" AND leaf_hash IN (");
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&params.next());
+                .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1)))
+                .collect::<Vec<_>>()
             }
-            sql.push(')');
-            with_writer!(writer, conn => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(log_id);
-                for h in chunk {
-                    q = q.bind(&h[..]);
+            Writer::Sqlite(conn) => {
+                let mut out = Vec::new();
+                for chunk in hashes.chunks(ROWS_PER_INSERT) {
+                    let list = vec!["?"; chunk.len()].join(",");
+                    let sql = format!(
+                        "SELECT leaf_hash, idx FROM entries WHERE log_id = ? AND leaf_hash IN ({list})"
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(log_id);
+                    for h in chunk {
+                        q = q.bind(&h[..]);
+                    }
+                    for r in q.fetch_all(&mut **conn).await? {
+                        out.push((r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1)));
+                    }
                 }
-                for r in q.fetch_all(&mut **conn).await? {
-                    out.push((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64));
-                }
-            });
-        }
-        Ok(out)
+                out
+            }
+        };
+        rows.into_iter()
+            .map(|(h, i)| Ok((to_hash(&h)?, i as u64)))
+            .collect()
     }
 
     /// Writes one batch atomically: entries, their search keys, new nodes and the new head.
@@ -374,47 +361,83 @@ impl Store {
         writer: &mut Writer,
         batch: BatchWrite<'_>,
     ) -> Result<(), StoreError> {
-        if let Writer::Postgres(conn) = writer {
-            return commit_batch_postgres(conn, batch).await;
+        match writer {
+            Writer::Postgres(conn) => commit_batch_postgres(conn, batch).await,
+            Writer::Sqlite(conn) => commit_batch_sqlite(conn, batch).await,
         }
-        let style = writer.placeholders();
-        with_writer!(writer, conn => {
-            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-            for chunk in batch.entries.chunks(ROWS_PER_INSERT / 6 * 5) {
-                let sql = values_sql("INSERT INTO entries (log_id, idx, leaf_hash, leaf, extra, timestamp_ms) VALUES ", 6, chunk.len(), style);
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for e in chunk {
-                    q = q.bind(batch.log_id).bind(e.index as i64).bind(&e.leaf_hash[..]).bind(&e.leaf[..]).bind(&e.extra[..]).bind(e.timestamp_ms as i64);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            let keys: Vec<(&str, u64)> = batch.entries.iter()
-                .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index)))
-                .collect();
-            for chunk in keys.chunks(ROWS_PER_INSERT / 3) {
-                let sql = values_sql("INSERT INTO search_index (log_id, key, idx) VALUES ", 3, chunk.len(), style) + " ON CONFLICT DO NOTHING";
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for (k, idx) in chunk {
-                    q = q.bind(batch.log_id).bind(*k).bind(*idx as i64);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            for chunk in batch.nodes.chunks(ROWS_PER_INSERT / 4) {
-                let sql = values_sql("INSERT INTO nodes (log_id, level, idx, hash) VALUES ", 4, chunk.len(), style);
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-                for (id, hash) in chunk {
-                    q = q.bind(batch.log_id).bind(id.level as i32).bind(id.index as i64).bind(&hash[..]);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            sqlx::query("INSERT INTO tree_heads (log_id, size, root, timestamp_ms) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (log_id) DO UPDATE SET size = excluded.size, root = excluded.root, timestamp_ms = excluded.timestamp_ms")
-                .bind(batch.log_id).bind(batch.head.size as i64).bind(&batch.head.root[..]).bind(batch.head.timestamp_ms as i64)
-                .execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(())
-        })
     }
+}
+
+/// SQLite path: multi-row INSERTs with positional `?` parameters. (SQLite resolves named
+/// `$n` parameters with a linear scan per bind, which makes large INSERTs quadratic.)
+async fn commit_batch_sqlite(
+    conn: &mut PoolConnection<Sqlite>,
+    batch: BatchWrite<'_>,
+) -> Result<(), StoreError> {
+    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+    for chunk in batch.entries.chunks(ROWS_PER_INSERT / 6 * 5) {
+        let sql = values_sql(
+            "INSERT INTO entries (log_id, idx, leaf_hash, leaf, extra, timestamp_ms) VALUES ",
+            6,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(batch.log_id)
+                .bind(e.index as i64)
+                .bind(&e.leaf_hash[..])
+                .bind(&e.leaf[..])
+                .bind(&e.extra[..])
+                .bind(e.timestamp_ms as i64);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let keys: Vec<(&str, u64)> = batch
+        .entries
+        .iter()
+        .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index)))
+        .collect();
+    for chunk in keys.chunks(ROWS_PER_INSERT / 3) {
+        let sql = values_sql(
+            "INSERT INTO search_index (log_id, key, idx) VALUES ",
+            3,
+            chunk.len(),
+        ) + " ON CONFLICT DO NOTHING";
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (k, idx) in chunk {
+            q = q.bind(batch.log_id).bind(*k).bind(*idx as i64);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for chunk in batch.nodes.chunks(ROWS_PER_INSERT / 4) {
+        let sql = values_sql(
+            "INSERT INTO nodes (log_id, level, idx, hash) VALUES ",
+            4,
+            chunk.len(),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, hash) in chunk {
+            q = q
+                .bind(batch.log_id)
+                .bind(id.level as i32)
+                .bind(id.index as i64)
+                .bind(&hash[..]);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    sqlx::query(
+        "INSERT INTO tree_heads (log_id, size, root, timestamp_ms) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (log_id) DO UPDATE SET size = excluded.size, root = excluded.root, timestamp_ms = excluded.timestamp_ms",
+    )
+    .bind(batch.log_id)
+    .bind(batch.head.size as i64)
+    .bind(&batch.head.root[..])
+    .bind(batch.head.timestamp_ms as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// PostgreSQL bulk path: the same rows through UNNEST over arrays, so every batch runs the
@@ -476,57 +499,15 @@ async fn commit_batch_postgres(
     Ok(())
 }
 
-/// How bind parameters are written. SQLite resolves named (`$n`) parameters with a linear
-/// scan per bind, which makes a multi-row INSERT quadratic; plain `?` binds by position.
-#[derive(Clone, Copy)]
-pub enum Placeholders {
-    Positional,
-    Numbered,
-}
-
-struct Params {
-    style: Placeholders,
-    n: usize,
-}
-
-impl Params {
-    fn new(style: Placeholders) -> Params {
-        Params { style, n: 0 }
-    }
-    fn next(&mut self) -> String {
-        self.n += 1;
-        match self.style {
-            Placeholders::Positional => "?".to_string(),
-            Placeholders::Numbered => format!("${}", self.n),
-        }
-    }
-}
-
-impl Writer {
-    fn placeholders(&self) -> Placeholders {
-        match self {
-            Writer::Sqlite(_) => Placeholders::Positional,
-            Writer::Postgres(_) => Placeholders::Numbered,
-        }
-    }
-}
-
-fn values_sql(prefix: &str, columns: usize, rows: usize, style: Placeholders) -> String {
-    let mut sql = String::with_capacity(prefix.len() + rows * columns * 5);
+fn values_sql(prefix: &str, columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(","));
+    let mut sql = String::with_capacity(prefix.len() + rows * (row.len() + 1));
     sql.push_str(prefix);
-    let mut params = Params::new(style);
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
-        sql.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&params.next());
-        }
-        sql.push(')');
+        sql.push_str(&row);
     }
     sql
 }
