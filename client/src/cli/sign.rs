@@ -21,8 +21,8 @@ const SIGN_BLOB_ABOUT: &str = "\
 Sign a file and write a Sigstore bundle (v0.3) for it.
 
 Keyless (default): an ephemeral key is certified by the CA for the identity in an OIDC token
-(--identity-token, else $SIGSTORE_ID_TOKEN, else GitHub Actions' token service with
-audience sigstore). Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or
+(--identity-token, else $SIGSTORE_ID_TOKEN, else GitHub Actions' token service, else
+Buildkite's agent, else CircleCI's CLI, all with audience sigstore). Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or
 the terminal). Either way the signature is logged in the transparency log, and the bundle is
 verified against the trusted root before it is written.
 

@@ -7,6 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
+pub mod ambient;
+
 /// GitLab CI (and anything else) hands the token over in this variable.
 pub const SIGSTORE_ID_TOKEN_ENV: &str = "SIGSTORE_ID_TOKEN";
 pub const GITHUB_REQUEST_URL_ENV: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
@@ -27,8 +29,10 @@ pub enum TokenError {
     NoEmail,
     #[error("requesting a GitHub Actions identity token: {0}")]
     GithubActions(String),
+    #[error("requesting a {0} identity token: {1}")]
+    Ambient(&'static str, ambient::AmbientError),
     #[error(
-        "no identity token: pass --identity-token, set SIGSTORE_ID_TOKEN, or run in GitHub Actions with `permissions: id-token: write`"
+        "no identity token: pass --identity-token, set SIGSTORE_ID_TOKEN, run in GitHub Actions with `permissions: id-token: write`, Buildkite or CircleCI, or log in interactively from a terminal"
     )]
     Missing,
 }
@@ -101,9 +105,14 @@ pub enum TokenSource {
     Flag,
     Environment,
     GithubActions,
+    Buildkite,
+    CircleCi,
 }
 
-/// An explicit token if given, else `$SIGSTORE_ID_TOKEN`, else GitHub Actions' token service.
+/// The first token source that applies, in this fixed order: an explicit token, then
+/// `$SIGSTORE_ID_TOKEN`, then GitHub Actions' token service, then Buildkite's agent, then
+/// CircleCI's CLI. [`TokenError::Missing`] when none applies (the caller may then log in
+/// interactively).
 pub async fn resolve_token(
     http: &reqwest::Client,
     explicit: Option<&str>,
@@ -122,6 +131,16 @@ pub async fn resolve_token(
     ) {
         let token = github_actions_token(http, &url, &bearer).await?;
         return Ok((token, TokenSource::GithubActions));
+    }
+    if let Some((provider, tool)) = ambient::detect(&|name| std::env::var(name).ok()) {
+        let token = ambient::request_token(provider, &tool)
+            .await
+            .map_err(|e| TokenError::Ambient(provider.name(), e))?;
+        let source = match provider {
+            ambient::CiProvider::Buildkite => TokenSource::Buildkite,
+            ambient::CiProvider::CircleCi => TokenSource::CircleCi,
+        };
+        return Ok((token, source));
     }
     Err(TokenError::Missing)
 }
