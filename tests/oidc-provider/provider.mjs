@@ -68,9 +68,15 @@ server.listen(listenPort, '127.0.0.1', () => {
       client_id: clientId,
       client_secret: CLIENT_SECRET,
       token_endpoint_auth_method: 'client_secret_post',
-      grant_types: ['authorization_code', 'urn:openid:params:grant-type:ciba'],
+      grant_types: [
+        'authorization_code',
+        'urn:openid:params:grant-type:ciba',
+        'urn:ietf:params:oauth:grant-type:device_code',
+      ],
       response_types: ['code'],
-      redirect_uris: ['http://127.0.0.1/callback'],
+      // Native clients may use a loopback redirect on any port (RFC 8252 7.3): the sigil
+      // client's login listener uses /auth/callback.
+      redirect_uris: ['http://127.0.0.1/callback', 'http://127.0.0.1/auth/callback'],
       application_type: 'native',
       backchannel_token_delivery_mode: 'poll',
       id_token_signed_response_alg: alg,
@@ -86,6 +92,10 @@ server.listen(listenPort, '127.0.0.1', () => {
       },
     }),
     features: {
+      // Interactive logins (authorization code, device flow) go through the built-in
+      // development login and consent forms, which a test fills in over HTTP.
+      devInteractions: { enabled: true },
+      deviceFlow: { enabled: true },
       ciba: {
         enabled: true,
         deliveryModes: ['poll'],

@@ -1,0 +1,237 @@
+//! Interactive login against a real OpenID Provider (npm oidc-provider, started by the
+//! harness). A person's browser is played by a cookie-keeping HTTP client that fills in the
+//! provider's development login and consent forms and follows redirects, including the final
+//! one to the client's loopback listener.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use sigil_client::oidc::TokenClaims;
+use sigil_client::oidc::interactive::{
+    BrowserLogin, CALLBACK_PATH, ClientCredentials, LoginError, discover, form_body,
+    poll_device_login, start_device_login,
+};
+use sigil_tests::oidc_provider::{CLIENT_ID, CLIENT_SECRET, OidcProvider};
+
+/// What a person does in the browser, minus the rendering.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    url: Url,
+    status: reqwest::StatusCode,
+    body: String,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, url: &Url, form: Option<String>) -> reqwest::Response {
+        let mut request = match &form {
+            Some(body) => self
+                .http
+                .post(url.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone()),
+            None => self.http.get(url.clone()),
+        };
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header(COOKIE, jar.join("; "));
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        for set in response.headers().get_all(SET_COOKIE) {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        response
+    }
+
+    /// Visits `start`, follows redirects and submits every form met (logging in as `login`
+    /// and consenting), until a page without a form. Returns that last page.
+    async fn log_in(&mut self, start: &str, login: &str) -> Page {
+        let input = regex::Regex::new(r"<input\b[^>]*>").unwrap();
+        let attr = |tag: &str, name: &str| {
+            regex::Regex::new(&format!(r#"\b{name}="([^"]*)""#))
+                .unwrap()
+                .captures(tag)
+                .map(|c| c[1].to_string())
+        };
+        let mut url = Url::parse(start).unwrap();
+        let mut form: Option<String> = None;
+        for _ in 0..30 {
+            let response = self.send(&url, form.take()).await;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response.headers()[LOCATION].to_str().unwrap().to_string();
+                url = url.join(&location).unwrap();
+                continue;
+            }
+            let body = response.text().await.unwrap();
+            let Some(start) = body.find("<form") else {
+                return Page { url, status, body };
+            };
+            let end = body[start..]
+                .find("</form>")
+                .map_or(body.len(), |e| start + e);
+            let html = &body[start..end];
+            let action = attr(html, "action").expect("form has an action");
+            let mut fields: Vec<(&str, String)> = Vec::new();
+            let mut names = Vec::new();
+            for tag in input.find_iter(html) {
+                if let Some(name) = attr(tag.as_str(), "name") {
+                    names.push((name, attr(tag.as_str(), "value").unwrap_or_default()));
+                }
+            }
+            for (name, value) in &names {
+                let value = match name.as_str() {
+                    "login" => login.to_string(),
+                    "password" => "any password".to_string(),
+                    _ => value.clone(),
+                };
+                fields.push((name.as_str(), value));
+            }
+            form = Some(form_body(&fields));
+            url = url.join(&action).unwrap();
+        }
+        panic!("the login did not finish within 30 steps (at {url})");
+    }
+}
+
+fn credentials() -> ClientCredentials {
+    ClientCredentials {
+        client_id: CLIENT_ID.to_string(),
+        client_secret: Some(CLIENT_SECRET.to_string()),
+    }
+}
+
+#[tokio::test]
+async fn browser_login_returns_an_id_token_for_the_person_who_logged_in() {
+    let idp = OidcProvider::start();
+    let http = reqwest::Client::new();
+    let discovery = discover(&http, idp.issuer_url()).await.unwrap();
+    let client = credentials();
+    let login = BrowserLogin::start(&discovery, &client).await.unwrap();
+    let authorization_url = login.authorization_url().to_string();
+    assert!(authorization_url.contains("code_challenge_method=S256"));
+    let waiting = {
+        let (http, discovery, client) = (http.clone(), discovery.clone(), client.clone());
+        tokio::spawn(async move {
+            login
+                .finish(&http, &discovery, &client, Duration::from_secs(60))
+                .await
+        })
+    };
+
+    let last = Browser::new()
+        .log_in(&authorization_url, "alice@example.com")
+        .await;
+    assert_eq!(last.url.host_str(), Some("127.0.0.1"));
+    assert_eq!(last.url.path(), CALLBACK_PATH);
+    assert!(last.status.is_success(), "{}", last.body);
+
+    let token = waiting.await.unwrap().unwrap();
+    let claims = TokenClaims::from_unverified_jwt(&token).unwrap();
+    assert_eq!(claims.iss, idp.issuer_url());
+    assert_eq!(claims.sub, "alice@example.com");
+    assert_eq!(claims.challenge().unwrap(), "alice@example.com");
+}
+
+#[tokio::test]
+async fn a_redirect_with_another_state_is_refused() {
+    let idp = OidcProvider::start();
+    let http = reqwest::Client::new();
+    let discovery = discover(&http, idp.issuer_url()).await.unwrap();
+    let client = credentials();
+    let login = BrowserLogin::start(&discovery, &client).await.unwrap();
+    let authorization = Url::parse(login.authorization_url()).unwrap();
+    let redirect_uri = authorization
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    let waiting = {
+        let (http, discovery, client) = (http.clone(), discovery.clone(), client.clone());
+        tokio::spawn(async move {
+            login
+                .finish(&http, &discovery, &client, Duration::from_secs(30))
+                .await
+        })
+    };
+    // A page the user did not start sends its own code to the listener.
+    let forged = format!("{redirect_uri}?code=stolen&state=not-this-login");
+    let answer = reqwest::get(&forged).await.unwrap();
+    assert!(answer.status().is_success());
+    assert!(matches!(
+        waiting.await.unwrap(),
+        Err(LoginError::StateMismatch)
+    ));
+}
+
+#[tokio::test]
+async fn device_login_returns_an_id_token_once_the_user_approves() {
+    let idp = OidcProvider::start();
+    let http = reqwest::Client::new();
+    let discovery = discover(&http, idp.issuer_url()).await.unwrap();
+    let client = credentials();
+    let device = start_device_login(&http, &discovery, &client)
+        .await
+        .unwrap();
+    assert!(!device.user_code.is_empty());
+    let polling = {
+        let (http, discovery, client, device) = (
+            http.clone(),
+            discovery.clone(),
+            client.clone(),
+            device.clone(),
+        );
+        tokio::spawn(async move { poll_device_login(&http, &discovery, &client, &device).await })
+    };
+    // The user types the code on the verification page, then logs in and consents.
+    let visit = format!(
+        "{}?user_code={}",
+        device.verification_uri,
+        url_escape(&device.user_code)
+    );
+    let last = Browser::new().log_in(&visit, "bob@example.com").await;
+    assert!(last.status.is_success(), "{}", last.body);
+
+    let token = tokio::time::timeout(Duration::from_secs(60), polling)
+        .await
+        .expect("polling ends once the user approved")
+        .unwrap()
+        .unwrap();
+    let claims = TokenClaims::from_unverified_jwt(&token).unwrap();
+    assert_eq!(claims.sub, "bob@example.com");
+}
+
+fn url_escape(s: &str) -> String {
+    form_body(&[("x", s.to_string())])
+        .trim_start_matches("x=")
+        .to_string()
+}
