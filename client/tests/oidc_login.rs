@@ -235,3 +235,134 @@ fn url_escape(s: &str) -> String {
         .trim_start_matches("x=")
         .to_string()
 }
+
+/// `sigil sign-blob --interactive --oidc-device-flow` as a user runs it: it prints where to
+/// approve the login, waits, and hands the ID token it got to the CA. The CA here is a
+/// one-request listener that records what the client sent (the test is about the token, not
+/// about certificates), so the command then fails at the CA, after the login.
+#[tokio::test]
+async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() {
+    use std::io::BufRead;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let idp = OidcProvider::start();
+    let ca = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ca_url = format!("http://{}", ca.local_addr().unwrap());
+    let received = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = ca.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            let body_start = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed mid-request");
+                request.extend_from_slice(&buf[..n]);
+                if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+            };
+            let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            while request.len() < body_start + length {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed mid-body");
+                request.extend_from_slice(&buf[..n]);
+            }
+            // The optional configuration endpoint is absent; the certificate request is refused.
+            if !head.starts_with("post /api/v2/signingcert ") {
+                let absent =
+                    "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                socket.write_all(absent.as_bytes()).await.unwrap();
+                continue;
+            }
+            let refusal = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            socket.write_all(refusal.as_bytes()).await.unwrap();
+            break (head, request[body_start..].to_vec());
+        }
+    });
+
+    let config = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": {
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [], "ctlogs": [], "timestampAuthorities": [],
+            "certificateAuthorities": [{
+                "subject": {"organization": "sigil", "commonName": "root"}, "uri": ca_url,
+                "certChain": {"certificates": [{"rawBytes": "AAEC"}]},
+                "validFor": {"start": "2025-01-01T00:00:00Z"}
+            }]
+        },
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [{"url": ca_url, "majorApiVersion": 1,
+                        "validFor": {"start": "2025-01-01T00:00:00Z"}, "operator": "test"}],
+            "oidcUrls": [],
+            "rekorTlogUrls": [{"url": ca_url, "majorApiVersion": 1,
+                               "validFor": {"start": "2025-01-01T00:00:00Z"}, "operator": "test"}],
+            "tsaUrls": [],
+            "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"}
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("trust_config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let artifact = dir.path().join("artifact");
+    std::fs::write(&artifact, b"signed interactively").unwrap();
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .arg("sign-blob")
+        .arg(&artifact)
+        .arg("--trust-config")
+        .arg(&config_path)
+        .args(["--interactive", "--oidc-device-flow", "--oidc-issuer"])
+        .arg(idp.issuer_url())
+        .args(["--oidc-client-secret", CLIENT_SECRET])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let prompt = lines_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("sigil prints where to log in");
+    let rest = prompt
+        .strip_prefix("To sign in, visit ")
+        .unwrap_or_else(|| panic!("unexpected prompt: {prompt}"));
+    let (url, code) = rest.split_once(" and enter the code ").unwrap();
+    assert!(!code.trim().is_empty());
+
+    let last = Browser::new().log_in(url, "carol@example.com").await;
+    assert!(last.status.is_success(), "{}", last.body);
+
+    let (head, body) = tokio::time::timeout(Duration::from_secs(60), received)
+        .await
+        .expect("the client reaches the CA after the login")
+        .unwrap();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = request["credentials"]["oidcIdentityToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {request}"));
+    let claims = TokenClaims::from_unverified_jwt(token).unwrap();
+    assert_eq!(claims.sub, "carol@example.com");
+    assert_eq!(claims.iss, idp.issuer_url());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the unavailable CA fails the signing"
+    );
+}

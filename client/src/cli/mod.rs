@@ -2,6 +2,7 @@
 //! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
 
 mod keys;
+mod login;
 mod sign;
 mod verify;
 

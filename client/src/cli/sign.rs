@@ -7,8 +7,8 @@ use sigil_proto::trust::{ClientTrustConfig, SigningConfig, TrustedRoot};
 
 use super::exit;
 use super::keys::password_for_existing_key;
+use super::login::{LoginArgs, identity_token};
 use crate::keys::SigningKey;
-use crate::oidc::resolve_token;
 use crate::sign::config::select;
 use crate::sign::digest::sha256_file;
 use crate::sign::{
@@ -22,7 +22,9 @@ Sign a file and write a Sigstore bundle (v0.3) for it.
 
 Keyless (default): an ephemeral key is certified by the CA for the identity in an OIDC token
 (--identity-token, else $SIGSTORE_ID_TOKEN, else GitHub Actions' token service, else
-Buildkite's agent, else CircleCI's CLI, all with audience sigstore). Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or
+Buildkite's agent, else CircleCI's CLI, all with audience sigstore; else, from a terminal or
+with --interactive, a login at --oidc-issuer: browser with a loopback redirect, or the device
+flow with --oidc-device-flow or without a display). Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or
 the terminal). Either way the signature is logged in the transparency log, and the bundle is
 verified against the trusted root before it is written.
 
@@ -52,11 +54,13 @@ pub struct SignBlobArgs {
     #[arg(long)]
     pub bundle: Option<PathBuf>,
     /// cosign encrypted private key; without it signing is keyless.
-    #[arg(long, conflicts_with = "identity_token")]
+    #[arg(long, conflicts_with_all = ["identity_token", "interactive"])]
     pub key: Option<PathBuf>,
     /// OIDC identity token for keyless signing.
     #[arg(long)]
     pub identity_token: Option<String>,
+    #[command(flatten)]
+    pub login: LoginArgs,
     /// A sigil server: CA, transparency log and trusted root.
     #[arg(long, conflicts_with = "trust_config")]
     pub server: Option<String>,
@@ -249,9 +253,9 @@ fn run_sign_blob(args: &SignBlobArgs) -> Result<(PathBuf, SignedBundle), Failure
                 .await?,
             ),
             None => {
-                let (token, _) = resolve_token(&http, args.identity_token.as_deref())
+                let token = identity_token(&http, args.identity_token.as_deref(), &args.login)
                     .await
-                    .map_err(|e| usage(e.to_string()))?;
+                    .map_err(usage)?;
                 let services = keyless_services(&resolved)?;
                 let root = resolved
                     .trusted_root
