@@ -171,12 +171,13 @@ impl BrowserLogin {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
+        // State first: an error report from a page this login did not start is no answer.
+        if get("state").as_deref() != Some(self.state.as_str()) {
+            return Err(LoginError::StateMismatch);
+        }
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or_default();
             return Err(LoginError::Denied(format!("{error} {description}")));
-        }
-        if get("state").as_deref() != Some(self.state.as_str()) {
-            return Err(LoginError::StateMismatch);
         }
         let code = get("code").ok_or(LoginError::NoCode)?;
         let mut form = vec![
