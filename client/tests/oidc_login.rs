@@ -236,16 +236,11 @@ fn url_escape(s: &str) -> String {
         .to_string()
 }
 
-/// `sigil sign-blob --interactive --oidc-device-flow` as a user runs it: it prints where to
-/// approve the login, waits, and hands the ID token it got to the CA. The CA here is a
-/// one-request listener that records what the client sent (the test is about the token, not
-/// about certificates), so the command then fails at the CA, after the login.
-#[tokio::test]
-async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() {
-    use std::io::BufRead;
+/// A stand-in CA for the command-line tests: it records the certificate request (whose
+/// `credentials.oidcIdentityToken` is what these tests are about) and refuses it, so `sigil`
+/// stops there with exit 1. Its configuration endpoint is absent, which the client tolerates.
+async fn recording_ca() -> (String, tokio::task::JoinHandle<(String, Vec<u8>)>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let idp = OidcProvider::start();
     let ca = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ca_url = format!("http://{}", ca.local_addr().unwrap());
     let received = tokio::spawn(async move {
@@ -285,6 +280,11 @@ async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() 
         }
     });
 
+    (ca_url, received)
+}
+
+/// A trust config naming `ca_url` as CA and log, and a file to sign, in `dir`.
+fn signing_inputs(dir: &std::path::Path, ca_url: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let config = serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
         "trustedRoot": {
@@ -307,13 +307,58 @@ async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() 
             "rekorTlogConfig": {"selector": "ANY"}, "tsaConfig": {"selector": "ANY"}
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("trust_config.json");
+    let config_path = dir.join("trust_config.json");
     std::fs::write(&config_path, config.to_string()).unwrap();
-    let artifact = dir.path().join("artifact");
+    let artifact = dir.join("artifact");
     std::fs::write(&artifact, b"signed interactively").unwrap();
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"))
+    (config_path, artifact)
+}
+
+/// The claims of the token `sigil` sent to the CA, once it has.
+async fn token_sent(received: tokio::task::JoinHandle<(String, Vec<u8>)>) -> TokenClaims {
+    let (head, body) = tokio::time::timeout(Duration::from_secs(60), received)
+        .await
+        .expect("the client reaches the CA")
+        .unwrap();
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = request["credentials"]["oidcIdentityToken"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {request}"));
+    TokenClaims::from_unverified_jwt(token).unwrap()
+}
+
+/// `sigil` with no token source from the environment of the machine running the tests.
+fn sigil_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sigil"));
+    for var in [
+        "SIGSTORE_ID_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "BUILDKITE_AGENT_ACCESS_TOKEN",
+        "CIRCLECI",
+    ] {
+        command.env_remove(var);
+    }
+    command.stdin(std::process::Stdio::null());
+    command
+}
+
+/// `sigil sign-blob --interactive --oidc-device-flow` as a user runs it: it prints where to
+/// approve the login, waits, and hands the ID token it got to the CA. The CA here is a
+/// one-request listener that records what the client sent (the test is about the token, not
+/// about certificates), so the command then fails at the CA, after the login.
+#[tokio::test]
+async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() {
+    use std::io::BufRead;
+
+    let idp = OidcProvider::start();
+    let (ca_url, received) = recording_ca().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (config_path, artifact) = signing_inputs(dir.path(), &ca_url);
+
+    let mut child = sigil_command()
         .arg("sign-blob")
         .arg(&artifact)
         .arg("--trust-config")
@@ -321,7 +366,6 @@ async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() 
         .args(["--interactive", "--oidc-device-flow", "--oidc-issuer"])
         .arg(idp.issuer_url())
         .args(["--oidc-client-secret", CLIENT_SECRET])
-        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -347,16 +391,7 @@ async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() 
     let last = Browser::new().log_in(url, "carol@example.com").await;
     assert!(last.status.is_success(), "{}", last.body);
 
-    let (head, body) = tokio::time::timeout(Duration::from_secs(60), received)
-        .await
-        .expect("the client reaches the CA after the login")
-        .unwrap();
-    assert!(head.contains("content-type: application/json"), "{head}");
-    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let token = request["credentials"]["oidcIdentityToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token in {request}"));
-    let claims = TokenClaims::from_unverified_jwt(token).unwrap();
+    let claims = token_sent(received).await;
     assert_eq!(claims.sub, "carol@example.com");
     assert_eq!(claims.iss, idp.issuer_url());
     let status = child.wait().unwrap();
@@ -365,4 +400,65 @@ async fn sign_blob_logs_in_with_the_device_flow_and_sends_the_token_to_the_ca() 
         Some(1),
         "the unavailable CA fails the signing"
     );
+}
+
+/// The order of the non-interactive sources as `sigil sign-blob` applies it: Buildkite's agent
+/// before CircleCI's CLI, and `$SIGSTORE_ID_TOKEN` before both. The vendors' tools only run
+/// inside their CI, so stand-in scripts first on `PATH` print tokens minted by the real
+/// provider, each for its own identity.
+#[cfg(unix)]
+#[tokio::test]
+async fn sign_blob_takes_ci_tokens_in_the_documented_order() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let idp = OidcProvider::start();
+    let tools = tempfile::tempdir().unwrap();
+    for (tool, identity) in [
+        ("buildkite-agent", "buildkite@example.com"),
+        ("circleci", "circleci@example.com"),
+    ] {
+        let path = tools.path().join(tool);
+        let token = idp.token(identity).await;
+        std::fs::write(&path, format!("#!/bin/sh\necho {token}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let environment_token = idp.token("env@example.com").await;
+
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("BUILDKITE_AGENT_ACCESS_TOKEN", "x"), ("CIRCLECI", "true")],
+            "buildkite@example.com",
+        ),
+        (&[("CIRCLECI", "true")], "circleci@example.com"),
+        (
+            &[
+                ("BUILDKITE_AGENT_ACCESS_TOKEN", "x"),
+                ("SIGSTORE_ID_TOKEN", &environment_token),
+            ],
+            "env@example.com",
+        ),
+    ];
+    for (vars, expected) in cases {
+        let (ca_url, received) = recording_ca().await;
+        let dir = tempfile::tempdir().unwrap();
+        let (config_path, artifact) = signing_inputs(dir.path(), &ca_url);
+        let mut child = sigil_command()
+            .arg("sign-blob")
+            .arg(&artifact)
+            .arg("--trust-config")
+            .arg(&config_path)
+            .env("PATH", &path)
+            .envs(vars.iter().copied())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let claims = token_sent(received).await;
+        assert_eq!(claims.sub, expected, "with {vars:?}");
+        assert_eq!(child.wait().unwrap().code(), Some(1));
+    }
 }
