@@ -24,8 +24,10 @@ Keyless (default): an ephemeral key is certified by the CA for the identity in a
 (--identity-token, else $SIGSTORE_ID_TOKEN, else GitHub Actions' token service, else
 Buildkite's agent, else CircleCI's CLI, all with audience sigstore; else, from a terminal or
 with --interactive, a login at --oidc-issuer: browser with a loopback redirect, or the device
-flow with --oidc-device-flow or without a display). Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or
-the terminal). Either way the signature is logged in the transparency log, and the bundle is
+flow with --oidc-device-flow or without a display).
+
+Keyed: --key with a cosign key file (password from $COSIGN_PASSWORD or the terminal).
+Either way the signature is logged in the transparency log, and the bundle is
 verified against the trusted root before it is written.
 
 Services: --server URL (CA, log and trusted root of a sigil server), or --trust-config FILE
@@ -35,6 +37,8 @@ Services: --server URL (CA, log and trusted root of a sigil server), or --trust-
 Examples:
   sigil sign-blob release.tar.gz --server https://sigil.example.com --identity-token \"$TOKEN\"
   sigil sign-blob release.tar.gz --key cosign.key --trust-config trust_config.json
+  sigil sign-blob app.bin --server https://sigil.example.com --interactive \\
+      --oidc-issuer https://dex.example.com --oidc-device-flow
   sigil sign-blob app.bin --key cosign.key --rekor-url http://127.0.0.1:3000 --bundle app.bundle
 
 Exit codes: 0 signed, 1 signing failed, 2 usage or input error.";
