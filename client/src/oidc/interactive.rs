@@ -454,7 +454,10 @@ pub struct LoginOptions {
 /// printed on stderr either way), else the device flow. Returns the ID token.
 pub async fn login(http: &reqwest::Client, options: &LoginOptions) -> Result<String, LoginError> {
     let discovery = discover(http, &options.issuer).await?;
-    if options.device_flow || !browser_available() {
+    // Without a display the device flow fits best; an issuer without it still gets the
+    // browser flow, whose URL is printed for the user to open wherever they can.
+    let device_possible = discovery.device_authorization_endpoint.is_some();
+    if options.device_flow || (!browser_available() && device_possible) {
         let device = start_device_login(http, &discovery, &options.client).await?;
         let url = device
             .verification_uri_complete
