@@ -131,7 +131,7 @@ impl LogEngine {
         });
         let sequencer = Sequencer {
             inner: Arc::downgrade(&inner),
-            store,
+            _store: store,
             log_id,
             log_name: name.to_string(),
             writer,
@@ -282,7 +282,9 @@ struct Sequencer {
     // Weak: when every LogEngine handle is gone the queue closes and the sequencer ends
     // after finishing what it holds.
     inner: std::sync::Weak<Inner>,
-    store: Store,
+    // Keeps the pool (and SQLite's lock file) alive until the last batch is written, even
+    // after every LogEngine handle is gone.
+    _store: Store,
     log_id: i64,
     log_name: String,
     writer: Writer,
@@ -291,7 +293,6 @@ struct Sequencer {
 
 impl Sequencer {
     async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
-        let _ = &self.store;
         let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
         while let Some(first) = rx.recv().await {
             batch.push(first);
