@@ -6,9 +6,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ClientKey, Server, fresh_postgres_database};
-use serde_json::Value;
-use sigil_proto::merkle::{Hash, verify_consistency};
+use common::{ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex};
+use sigil_proto::merkle::verify_consistency;
 use sigil_proto::rekor_v1::{LogEntryMap, LogInfo};
 
 const CLIENTS: usize = 16;
@@ -103,33 +102,9 @@ async fn crash_while_submitting(server: &mut Server) {
         assert_eq!(map[id].log_index, *index, "entry {id} moved");
     }
     // The head seen before the crash is a prefix of the tree after it.
-    let proof: Value = http
-        .get(format!(
-            "{url}/api/v1/log/proof?firstSize={}&lastSize={}",
-            last_head.tree_size, info.tree_size
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hashes: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    let old: Hash = hex::decode(&last_head.root_hash)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let new: Hash = hex::decode(&info.root_hash).unwrap().try_into().unwrap();
+    let (_, hashes) = consistency_proof(&http, &url, last_head.tree_size, info.tree_size).await;
+    let old = hash_from_hex(&last_head.root_hash);
+    let new = hash_from_hex(&info.root_hash);
     verify_consistency(last_head.tree_size, info.tree_size, &old, &new, &hashes)
         .expect("pre-crash head is consistent with post-crash head");
     eprintln!(

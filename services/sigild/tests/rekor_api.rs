@@ -5,7 +5,8 @@ mod common;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::{
-    ClientKey, Server, fresh_postgres_database, spki_from_pem, verified_checkpoint, verify_p256,
+    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, spki_from_pem,
+    verified_checkpoint, verify_p256,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -278,27 +279,8 @@ async fn api_suite(server: &Server) {
     assert_eq!(found, vec![id.clone()]);
 
     // Consistency proof between two sizes.
-    let proof: Value = api
-        .get("/api/v1/log/proof?firstSize=3&lastSize=22")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let hashes: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    let old_root: Hash = hex::decode(&e2_root_at(&api, 3).await)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let (_, hashes) = consistency_proof(&api.http, &api.url, 3, 22).await;
+    let (old_root, _) = consistency_proof(&api.http, &api.url, 1, 3).await;
     verify_consistency(3, 22, &old_root, &cp.root_hash, &hashes)
         .expect("consistency proof verifies");
     assert_eq!(
@@ -450,17 +432,6 @@ async fn api_suite(server: &Server) {
     );
 }
 
-async fn e2_root_at(api: &Api, size: u64) -> String {
-    // The root at an older size is what a proof with lastSize=size reports.
-    let v: Value = api
-        .get(&format!("/api/v1/log/proof?firstSize=1&lastSize={size}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    v["rootHash"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn rekor_api_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -511,28 +482,10 @@ async fn consistent_across_restarts(server: &mut Server) {
         );
     }
     let after = api.info().await;
-    let proof: Value = api
-        .get(&format!(
-            "/api/v1/log/proof?firstSize={}&lastSize={}",
-            before.tree_size, after.tree_size
-        ))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let hashes: Vec<Hash> = proof["hashes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| {
-            hex::decode(h.as_str().unwrap())
-                .unwrap()
-                .try_into()
-                .unwrap()
-        })
-        .collect();
-    let old: Hash = hex::decode(&before.root_hash).unwrap().try_into().unwrap();
-    let new: Hash = hex::decode(&after.root_hash).unwrap().try_into().unwrap();
+    let (_, hashes) =
+        consistency_proof(&api.http, &api.url, before.tree_size, after.tree_size).await;
+    let old = hash_from_hex(&before.root_hash);
+    let new = hash_from_hex(&after.root_hash);
     verify_consistency(before.tree_size, after.tree_size, &old, &new, &hashes)
         .expect("old and new heads are consistent");
 }

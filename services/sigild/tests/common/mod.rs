@@ -244,3 +244,30 @@ pub fn verify_p256(spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
         .verify(msg, sig)
         .is_ok()
 }
+
+pub fn hash_from_hex(h: &str) -> sigil_proto::merkle::Hash {
+    hex::decode(h).unwrap().try_into().unwrap()
+}
+
+/// `GET /api/v1/log/proof`: (root hash at `last`, proof hashes).
+pub async fn consistency_proof(
+    http: &reqwest::Client,
+    url: &str,
+    first: u64,
+    last: u64,
+) -> (sigil_proto::merkle::Hash, Vec<sigil_proto::merkle::Hash>) {
+    let proof: sigil_proto::rekor_v1::ConsistencyProof = http
+        .get(format!(
+            "{url}/api/v1/log/proof?firstSize={first}&lastSize={last}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        hash_from_hex(&proof.root_hash),
+        proof.hashes.iter().map(|h| hash_from_hex(h)).collect(),
+    )
+}
