@@ -8,9 +8,12 @@
 pub mod bundle;
 pub mod canonical_json;
 pub mod checkpoint;
+pub mod cosign;
 pub mod dsse;
 pub mod encoding;
 pub mod fulcio;
+pub mod intoto;
 pub mod merkle;
+pub mod oci;
 pub mod rekor_v1;
 pub mod trust;
