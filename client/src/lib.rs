@@ -4,7 +4,9 @@
 //! subcommand group, so that adding a subcommand is a local change.
 
 pub mod cli;
+pub mod image;
 pub mod keys;
+pub mod oci;
 pub mod oidc;
 pub mod sign;
 pub mod trust_source;

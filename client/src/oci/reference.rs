@@ -1,0 +1,177 @@
+//! Image references: `registry/repository[:tag][@digest]`, with Docker Hub's defaults
+//! (`ubuntu` is `index.docker.io/library/ubuntu:latest`).
+
+use std::fmt;
+
+use sigil_proto::oci::Digest;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReferenceError {
+    #[error(
+        "{input:?} is not an image reference ({reason}); expected registry/repository[:tag][@sha256:<hex>]"
+    )]
+    Invalid { input: String, reason: String },
+}
+
+/// A parsed image reference. The registry is the host actually contacted.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    registry: String,
+    repository: String,
+    tag: Option<String>,
+    digest: Option<Digest>,
+}
+
+impl ImageRef {
+    pub fn parse(input: &str) -> Result<ImageRef, ReferenceError> {
+        let invalid = |reason: String| ReferenceError::Invalid {
+            input: input.chars().take(300).collect(),
+            reason,
+        };
+        let parsed = oci_client::Reference::try_from(input).map_err(|e| invalid(e.to_string()))?;
+        let digest = parsed
+            .digest()
+            .map(|d| Digest::parse(d).map_err(|e| invalid(e.to_string())))
+            .transpose()?;
+        Ok(ImageRef {
+            registry: parsed.resolve_registry().to_string(),
+            repository: parsed.repository().to_string(),
+            // `latest` is implied only when there is neither a tag nor a digest.
+            tag: parsed.tag().map(str::to_string),
+            digest,
+        })
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    pub fn digest(&self) -> Option<&Digest> {
+        self.digest.as_ref()
+    }
+
+    /// `registry/repository`: what cosign records as the docker reference and uses as the
+    /// attestation subject name.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The same repository at `digest` (no tag).
+    pub fn at_digest(&self, digest: &Digest) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: Some(digest.clone()),
+        }
+    }
+
+    /// The same repository at `tag` (no digest).
+    pub fn at_tag(&self, tag: &str) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        }
+    }
+
+    /// The tag or digest the registry is asked for (a digest wins over a tag).
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+
+    pub(crate) fn to_oci(&self) -> oci_client::Reference {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                d.to_string(),
+            ),
+            (None, t) => oci_client::Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                t.clone().unwrap_or_else(|| "latest".into()),
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+    #[test]
+    fn parses_hub_defaults_ports_tags_and_digests() {
+        let r = ImageRef::parse("ubuntu").unwrap();
+        assert_eq!(r.registry(), "index.docker.io");
+        assert_eq!(r.repository(), "library/ubuntu");
+        assert_eq!(r.tag(), Some("latest"));
+        assert_eq!(r.name(), "index.docker.io/library/ubuntu");
+
+        let r = ImageRef::parse("127.0.0.1:5000/team/app:v1").unwrap();
+        assert_eq!(r.registry(), "127.0.0.1:5000");
+        assert_eq!(r.repository(), "team/app");
+        assert_eq!(r.manifest_reference(), "v1");
+        assert_eq!(r.to_string(), "127.0.0.1:5000/team/app:v1");
+
+        let r = ImageRef::parse(&format!("localhost:5000/app@{D}")).unwrap();
+        assert_eq!(r.tag(), None, "a digest reference has no implied tag");
+        assert_eq!(r.digest().unwrap().to_string(), D);
+        assert_eq!(r.manifest_reference(), D);
+        assert_eq!(r.to_string(), format!("localhost:5000/app@{D}"));
+
+        let both = ImageRef::parse(&format!("r.example/app:v2@{D}")).unwrap();
+        assert_eq!(both.tag(), Some("v2"));
+        assert_eq!(both.manifest_reference(), D);
+        let moved = both.at_tag("sha256-x");
+        assert_eq!(moved.to_string(), "r.example/app:sha256-x");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_reference() {
+        for bad in [
+            "",
+            "registry.example/UPPER",
+            "r.example/app@sha256:abc",
+            "r.example/app@md5:d41d8cd98f00b204e9800998ecf8427e",
+            "r.example/app:tag with space",
+            "https://r.example/app",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
