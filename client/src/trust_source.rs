@@ -77,7 +77,7 @@ pub fn load_trusted_root(source: &TrustSource) -> Result<TrustedRoot, TrustSourc
     }
 }
 
-fn fetch(url: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn fetch(url: &str) -> Result<Vec<u8>, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -19,7 +19,8 @@ pub struct LoginArgs {
     /// Log in through the OIDC issuer even if a token is available from the environment.
     #[arg(long, conflicts_with = "identity_token")]
     pub interactive: bool,
-    /// OIDC issuer to log in with [default: https://oauth2.sigstore.dev/auth].
+    /// OIDC issuer to log in with [default: the issuer the server's signing config names,
+    /// else https://oauth2.sigstore.dev/auth].
     #[arg(long, value_name = "URL")]
     pub oidc_issuer: Option<String>,
     /// OAuth client id registered at the issuer.
@@ -35,10 +36,13 @@ pub struct LoginArgs {
 
 /// The identity token for keyless signing: with `--interactive`, a login; else the first
 /// non-interactive source ([`resolve_token`]), falling back to a login when stdin is a terminal.
+/// The login goes to `--oidc-issuer`, else to `configured_issuer` (the signing config's
+/// `oidcUrls`), else to Sigstore's public issuer.
 pub async fn identity_token(
     http: &reqwest::Client,
     explicit: Option<&str>,
     args: &LoginArgs,
+    configured_issuer: Option<&str>,
 ) -> Result<String, String> {
     if !args.interactive {
         match resolve_token(http, explicit).await {
@@ -51,6 +55,7 @@ pub async fn identity_token(
         issuer: args
             .oidc_issuer
             .clone()
+            .or_else(|| configured_issuer.map(str::to_string))
             .unwrap_or_else(|| DEFAULT_ISSUER.to_string()),
         client: ClientCredentials {
             client_id: args.oidc_client_id.clone(),

@@ -1,8 +1,10 @@
 //! The `sigil` command line. Each subcommand group lives in its own module and exposes an
 //! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
 
+mod image;
 mod keys;
 mod login;
+mod registry_args;
 mod sign;
 mod verify;
 
@@ -47,6 +49,10 @@ pub enum Command {
     GenerateKeyPair(keys::GenerateKeyPairArgs),
     SignBlob(Box<sign::SignBlobArgs>),
     SignBundle(sign::SignBundleArgs),
+    Sign(Box<image::SignArgs>),
+    Verify(Box<image::VerifyArgs>),
+    Attest(Box<image::AttestArgs>),
+    VerifyAttestation(Box<image::VerifyAttestationArgs>),
 }
 
 /// Exit codes shared by every subcommand.
@@ -64,6 +70,10 @@ pub fn run() -> ExitCode {
         Command::GenerateKeyPair(args) => keys::generate_key_pair(args),
         Command::SignBlob(args) => sign::sign_blob(*args),
         Command::SignBundle(args) => sign::sign_bundle_conformance(args),
+        Command::Sign(args) => image::sign(*args),
+        Command::Verify(args) => image::verify(*args),
+        Command::Attest(args) => image::attest(*args),
+        Command::VerifyAttestation(args) => image::verify_attestation(*args),
     };
     ExitCode::from(code)
 }

@@ -57,6 +57,16 @@ pub struct SignBlobArgs {
     /// Where to write the bundle [default: FILE.sigstore.json].
     #[arg(long)]
     pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub signing: SigningArgs,
+    /// Output format for the summary.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// Who signs and where: shared by every signing command.
+#[derive(Debug, Args)]
+pub struct SigningArgs {
     /// cosign encrypted private key; without it signing is keyless.
     #[arg(long, conflicts_with_all = ["identity_token", "interactive"])]
     pub key: Option<PathBuf>,
@@ -77,9 +87,6 @@ pub struct SignBlobArgs {
     /// Trusted root JSON to check the bundle against, instead of the server's.
     #[arg(long, conflicts_with = "trust_config")]
     pub trusted_root: Option<PathBuf>,
-    /// Output format for the summary.
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputFormat,
 }
 
 /// The sigstore-conformance protocol:
@@ -112,7 +119,7 @@ pub struct SignBundleArgs {
     pub file: PathBuf,
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Usage(String),
     Sign(SignError),
 }
@@ -123,7 +130,7 @@ impl From<SignError> for Failure {
     }
 }
 
-fn usage(msg: impl Into<String>) -> Failure {
+pub(crate) fn usage(msg: impl Into<String>) -> Failure {
     Failure::Usage(msg.into())
 }
 
@@ -132,11 +139,13 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
 }
 
 /// The services and trusted root a signing command resolved to.
-struct Resolved {
-    ca_url: Option<String>,
-    rekor_url: String,
+pub(crate) struct Resolved {
+    pub ca_url: Option<String>,
+    pub rekor_url: String,
     /// `None` only for keyed signing where no trusted root is available.
-    trusted_root: Option<TrustedRoot>,
+    pub trusted_root: Option<TrustedRoot>,
+    /// The issuer the signing config names for interactive logins (`oidcUrls`).
+    pub oidc_url: Option<String>,
 }
 
 fn from_signing_config(
@@ -154,10 +163,21 @@ fn from_signing_config(
         ca_url: selected.ca_url,
         rekor_url,
         trusted_root,
+        oidc_url: first_valid_oidc_url(config),
     })
 }
 
-fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failure> {
+/// The first `oidcUrls` entry valid now.
+fn first_valid_oidc_url(config: &SigningConfig) -> Option<String> {
+    let now = time::OffsetDateTime::now_utc();
+    config
+        .oidc_urls
+        .iter()
+        .find(|s| s.valid_for.contains(now))
+        .map(|s| s.url.clone())
+}
+
+pub(crate) fn resolve_signing(args: &SigningArgs, keyed: bool) -> Result<Resolved, Failure> {
     if let Some(path) = &args.trust_config {
         let config = ClientTrustConfig::from_json(&read(path, "trust config")?)
             .map_err(|e| usage(format!("{}: {e}", path.display())))?;
@@ -175,9 +195,16 @@ fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failu
         .map_err(|e| usage(e.to_string()))?;
     if let Some(server) = &args.server {
         let server = server.trim_end_matches('/').to_string();
-        let fetched = match given_root {
-            Some(root) => Ok(root),
-            None => load_trusted_root(&TrustSource::Server(server.clone())),
+        // The server's trust config also names its login issuer; a log-only server has
+        // none, and then only its trusted root is asked for.
+        let served = load_server_trust_config(&server).ok();
+        let oidc_url = served
+            .as_ref()
+            .and_then(|c| first_valid_oidc_url(&c.signing_config));
+        let fetched = match (given_root, served) {
+            (Some(root), _) => Ok(root),
+            (None, Some(config)) => Ok(config.trusted_root),
+            (None, None) => load_trusted_root(&TrustSource::Server(server.clone())),
         };
         let trusted_root = match fetched {
             Ok(root) => Some(root),
@@ -193,6 +220,7 @@ fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failu
             ca_url: Some(server.clone()),
             rekor_url: args.rekor_url.clone().unwrap_or(server),
             trusted_root,
+            oidc_url,
         });
     }
     match (&args.rekor_url, keyed) {
@@ -200,6 +228,7 @@ fn resolve_sign_blob(args: &SignBlobArgs, keyed: bool) -> Result<Resolved, Failu
             ca_url: None,
             rekor_url: url.clone(),
             trusted_root: given_root,
+            oidc_url: None,
         }),
         _ => Err(usage(
             "say where to sign: --server URL or --trust-config FILE (or --rekor-url URL with --key)",
@@ -213,7 +242,14 @@ fn default_bundle_path(file: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+/// `GET <server>/api/v1/trust-config`.
+fn load_server_trust_config(server: &str) -> Result<ClientTrustConfig, String> {
+    let url = format!("{server}/api/v1/trust-config");
+    let bytes = crate::trust_source::fetch(&url)?;
+    ClientTrustConfig::from_json(&bytes).map_err(|e| format!("{url}: {e}"))
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -225,7 +261,7 @@ fn write_bundle(path: &Path, signed: &SignedBundle) -> Result<(), Failure> {
         .map_err(|e| usage(format!("cannot write bundle {}: {e}", path.display())))
 }
 
-fn load_signing_key(path: &Path) -> Result<SigningKey, Failure> {
+pub(crate) fn load_signing_key(path: &Path) -> Result<SigningKey, Failure> {
     let pem = String::from_utf8(read(path, "private key")?)
         .map_err(|_| usage(format!("{} is not a PEM file", path.display())))?;
     let password = password_for_existing_key(path).map_err(|e| usage(e.to_string()))?;
@@ -234,9 +270,10 @@ fn load_signing_key(path: &Path) -> Result<SigningKey, Failure> {
 }
 
 fn run_sign_blob(args: &SignBlobArgs) -> Result<(PathBuf, SignedBundle), Failure> {
-    let keyed = args.key.is_some();
-    let resolved = resolve_sign_blob(args, keyed)?;
-    let key = args.key.as_deref().map(load_signing_key).transpose()?;
+    let signing = &args.signing;
+    let keyed = signing.key.is_some();
+    let resolved = resolve_signing(signing, keyed)?;
+    let key = signing.key.as_deref().map(load_signing_key).transpose()?;
     let digest = sha256_file(&args.file)
         .map_err(|e| usage(format!("cannot read {}: {e}", args.file.display())))?;
     let bundle_path = args
@@ -257,9 +294,14 @@ fn run_sign_blob(args: &SignBlobArgs) -> Result<(PathBuf, SignedBundle), Failure
                 .await?,
             ),
             None => {
-                let token = identity_token(&http, args.identity_token.as_deref(), &args.login)
-                    .await
-                    .map_err(usage)?;
+                let token = identity_token(
+                    &http,
+                    signing.identity_token.as_deref(),
+                    &signing.login,
+                    resolved.oidc_url.as_deref(),
+                )
+                .await
+                .map_err(usage)?;
                 let services = keyless_services(&resolved)?;
                 let root = resolved
                     .trusted_root
@@ -273,7 +315,7 @@ fn run_sign_blob(args: &SignBlobArgs) -> Result<(PathBuf, SignedBundle), Failure
     Ok((bundle_path, signed))
 }
 
-fn keyless_services(resolved: &Resolved) -> Result<KeylessServices, Failure> {
+pub(crate) fn keyless_services(resolved: &Resolved) -> Result<KeylessServices, Failure> {
     let ca_url = resolved
         .ca_url
         .clone()
@@ -370,6 +412,7 @@ fn resolve_sign_bundle(args: &SignBundleArgs) -> Result<Resolved, Failure> {
             ca_url: Some(server.clone()),
             rekor_url: server,
             trusted_root: Some(trusted_root),
+            oidc_url: None,
         });
     }
     if let Some(path) = default_signing_config(args.staging).filter(|p| p.exists()) {

@@ -41,6 +41,18 @@ pub struct VerifyBlobArgs {
     /// The bundle [default: FILE.sigstore.json].
     #[arg(long)]
     pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub signer: SignerPolicyArgs,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// Who must have signed: an identity and issuer (keyless) or a key.
+#[derive(Debug, Args)]
+pub struct SignerPolicyArgs {
     /// Expected signer identity (SAN: email or URI), exact match.
     #[arg(long, conflicts_with_all = ["certificate_identity_regexp", "key"])]
     pub certificate_identity: Option<String>,
@@ -68,14 +80,32 @@ pub struct VerifyBlobArgs {
     /// GitHub Actions: expected git ref (e.g. refs/heads/main).
     #[arg(long)]
     pub certificate_github_workflow_ref: Option<String>,
-    /// PEM public key for bundles signed with a managed key.
+    /// PEM public key for signatures made with a managed key.
     #[arg(long)]
     pub key: Option<PathBuf>,
-    #[command(flatten)]
-    pub trust: TrustArgs,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "text")]
-    pub output: OutputFormat,
+}
+
+impl SignerPolicyArgs {
+    pub(crate) fn policy(&self) -> Result<Policy, Failure> {
+        if let Some(path) = &self.key {
+            return Ok(Policy::Key(load_key(path)?));
+        }
+        let identity = matcher(&self.certificate_identity, &self.certificate_identity_regexp, "certificate-identity")?
+            .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-identity or --certificate-identity-regexp (or use --key)".into()))?;
+        let issuer = matcher(&self.certificate_oidc_issuer, &self.certificate_oidc_issuer_regexp, "certificate-oidc-issuer")?
+            .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp".into()))?;
+        Ok(Policy::Identity(IdentityPolicy {
+            identity,
+            issuer,
+            github: GithubClaims {
+                trigger: self.certificate_github_workflow_trigger.clone(),
+                sha: self.certificate_github_workflow_sha.clone(),
+                name: self.certificate_github_workflow_name.clone(),
+                repository: self.certificate_github_workflow_repository.clone(),
+                git_ref: self.certificate_github_workflow_ref.clone(),
+            },
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -93,7 +123,7 @@ pub struct TrustArgs {
 }
 
 impl TrustArgs {
-    fn source(&self) -> TrustSource {
+    pub(crate) fn source(&self) -> TrustSource {
         if let Some(p) = &self.trusted_root {
             TrustSource::TrustedRoot(p.clone())
         } else if let Some(p) = &self.trust_config {
@@ -129,7 +159,7 @@ pub struct VerifyBundleArgs {
 }
 
 /// A failure already classified by exit code.
-enum Failure {
+pub(crate) enum Failure {
     Usage(String),
     Verify(VerifyError),
 }
@@ -140,7 +170,7 @@ impl From<VerifyError> for Failure {
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path)
         .map_err(|e| Failure::Usage(format!("cannot read {what} {}: {e}", path.display())))
 }
@@ -248,26 +278,7 @@ pub fn verify_blob(args: VerifyBlobArgs) -> u8 {
 }
 
 fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
-    let policy = match &args.key {
-        Some(path) => Policy::Key(load_key(path)?),
-        None => {
-            let identity = matcher(&args.certificate_identity, &args.certificate_identity_regexp, "certificate-identity")?
-                .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-identity or --certificate-identity-regexp (or use --key)".into()))?;
-            let issuer = matcher(&args.certificate_oidc_issuer, &args.certificate_oidc_issuer_regexp, "certificate-oidc-issuer")?
-                .ok_or_else(|| Failure::Usage("keyless verification needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp".into()))?;
-            Policy::Identity(IdentityPolicy {
-                identity,
-                issuer,
-                github: GithubClaims {
-                    trigger: args.certificate_github_workflow_trigger.clone(),
-                    sha: args.certificate_github_workflow_sha.clone(),
-                    name: args.certificate_github_workflow_name.clone(),
-                    repository: args.certificate_github_workflow_repository.clone(),
-                    git_ref: args.certificate_github_workflow_ref.clone(),
-                },
-            })
-        }
-    };
+    let policy = args.signer.policy()?;
     let bundle_path = args.bundle.clone().unwrap_or_else(|| {
         let mut p = args.file.clone().into_os_string();
         p.push(".sigstore.json");

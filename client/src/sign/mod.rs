@@ -141,12 +141,20 @@ pub async fn sign_blob_keyed(
 
 /// A fresh key certified by the CA for the token's identity. The private key never leaves
 /// this process.
-struct Certified {
+pub struct Certified {
     key: SigningKey,
     chain: fulcio::IssuedChain,
 }
 
-async fn certify(
+impl Certified {
+    /// PEM of the leaf certificate.
+    pub fn leaf_pem(&self) -> &str {
+        &self.chain.leaf_pem
+    }
+}
+
+/// Gets a certificate for a fresh key from the CA at `ca_url` for `identity_token`.
+pub async fn certify(
     http: &reqwest::Client,
     identity_token: &str,
     ca_url: &str,
@@ -207,23 +215,30 @@ pub async fn sign_blob_keyless(
     services: &KeylessServices,
     trusted_root: &TrustedRoot,
 ) -> Result<SignedBundle, SignError> {
-    let Certified { key, chain } = certify(http, identity_token, &services.ca_url).await?;
+    let certified = certify(http, identity_token, &services.ca_url).await?;
+    sign_digest_certified(http, sha256, &certified, &services.rekor_url, trusted_root).await
+}
+
+/// [`sign_blob_keyless`] with a key the CA has already certified, so that one login and one
+/// certificate can sign many things (an image index and its platform manifests).
+pub async fn sign_digest_certified(
+    http: &reqwest::Client,
+    sha256: [u8; 32],
+    certified: &Certified,
+    rekor_url: &str,
+    trusted_root: &TrustedRoot,
+) -> Result<SignedBundle, SignError> {
+    let Certified { key, chain } = certified;
     let signature = key.sign_sha256_digest(&sha256)?;
     let proposed = rekor::hashedrekord_entry(&sha256, &signature, &chain.leaf_pem);
-    let created = rekor::submit(http, &services.rekor_url, &proposed).await?;
+    let created = rekor::submit(http, rekor_url, &proposed).await?;
     let assembled = bundle::assemble(
         Signer::Certificate(chain.leaf_der().to_vec()),
         Content::Message { sha256, signature },
         &created.entry,
     )?;
     let signed_by = self_check(&assembled, Artifact::Sha256(sha256), trusted_root)?;
-    Ok(finish(
-        assembled,
-        &created,
-        &services.rekor_url,
-        signed_by,
-        true,
-    ))
+    Ok(finish(assembled, &created, rekor_url, signed_by, true))
 }
 
 /// The SHA-256 of the first subject of an in-toto statement: the artifact the verifier will
@@ -255,8 +270,27 @@ pub async fn sign_statement_keyless(
     services: &KeylessServices,
     trusted_root: &TrustedRoot,
 ) -> Result<SignedBundle, SignError> {
+    let certified = certify(http, identity_token, &services.ca_url).await?;
+    sign_statement_certified(
+        http,
+        statement,
+        &certified,
+        &services.rekor_url,
+        trusted_root,
+    )
+    .await
+}
+
+/// [`sign_statement_keyless`] with a key the CA has already certified.
+pub async fn sign_statement_certified(
+    http: &reqwest::Client,
+    statement: &[u8],
+    certified: &Certified,
+    rekor_url: &str,
+    trusted_root: &TrustedRoot,
+) -> Result<SignedBundle, SignError> {
     let subject = statement_subject_sha256(statement)?;
-    let Certified { key, chain } = certify(http, identity_token, &services.ca_url).await?;
+    let Certified { key, chain } = certified;
     let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement))?;
     let envelope = Envelope {
         payload: statement.to_vec(),
@@ -264,19 +298,60 @@ pub async fn sign_statement_keyless(
         signatures: vec![EnvelopeSignature { sig, keyid: None }],
     };
     let proposed = rekor::dsse_entry(&envelope, &chain.leaf_pem);
-    let created = rekor::submit(http, &services.rekor_url, &proposed).await?;
+    let created = rekor::submit(http, rekor_url, &proposed).await?;
     let assembled = bundle::assemble(
         Signer::Certificate(chain.leaf_der().to_vec()),
         Content::Dsse(envelope),
         &created.entry,
     )?;
     let signed_by = self_check(&assembled, Artifact::Sha256(subject), trusted_root)?;
+    Ok(finish(assembled, &created, rekor_url, signed_by, true))
+}
+
+/// Signing of an in-toto statement with a managed key: a DSSE envelope logged as dsse 0.0.1
+/// with the PEM public key as its verifier. With a trusted root, the bundle is verified with
+/// that key before it is returned.
+pub async fn sign_statement_keyed(
+    http: &reqwest::Client,
+    statement: &[u8],
+    key: &SigningKey,
+    rekor_url: &str,
+    trusted_root: Option<&TrustedRoot>,
+) -> Result<SignedBundle, SignError> {
+    let subject = statement_subject_sha256(statement)?;
+    let sig = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, statement))?;
+    let envelope = Envelope {
+        payload: statement.to_vec(),
+        payload_type: IN_TOTO_PAYLOAD_TYPE.to_string(),
+        signatures: vec![EnvelopeSignature { sig, keyid: None }],
+    };
+    let proposed = rekor::dsse_entry(&envelope, &key.public_key_pem());
+    let created = rekor::submit(http, rekor_url, &proposed).await?;
+    let hint = bundle::key_hint(&key.public_key_der());
+    let assembled = bundle::assemble(
+        Signer::Key {
+            hint: Some(hint.clone()),
+        },
+        Content::Dsse(envelope),
+        &created.entry,
+    )?;
+    if let Some(root) = trusted_root {
+        let public = PublicKey::from_spki_der(&key.public_key_der())
+            .map_err(|_| SignError::Key(KeyFileError::UnsupportedKey))?;
+        verify_bundle(
+            &assembled,
+            Artifact::Sha256(subject),
+            &Policy::Key(public),
+            root,
+        )
+        .map_err(SignError::SelfCheck)?;
+    }
     Ok(finish(
         assembled,
         &created,
-        &services.rekor_url,
-        signed_by,
-        true,
+        rekor_url,
+        SignedBy::Key { hint },
+        trusted_root.is_some(),
     ))
 }
 

@@ -77,6 +77,24 @@ pub enum VerifiedSigner {
     Key,
 }
 
+/// How the log entry's inclusion was established.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Inclusion {
+    /// A Merkle inclusion proof ending in a checkpoint signed by the log.
+    Proof,
+    /// Only the log's signed promise to include the entry (cosign's legacy image layout).
+    Promise,
+}
+
+/// Choices a caller makes about what a bundle must carry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VerifyOptions {
+    /// Accept a log entry that has a signed entry timestamp but no inclusion proof, as
+    /// cosign's legacy `.sig`/`.att` layers store it.
+    pub allow_promise_only: bool,
+}
+
 /// The facts a successful verification established.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerifiedBundle {
@@ -86,6 +104,7 @@ pub struct VerifiedBundle {
     pub log_url: String,
     pub log_index: u64,
     pub log_entry_kind: String,
+    pub inclusion: Inclusion,
     /// For DSSE bundles: the verified payload type and payload.
     #[serde(skip)]
     pub dsse_payload: Option<(String, Vec<u8>)>,
@@ -115,7 +134,17 @@ impl<'r> Verifier<'r> {
         artifact: Artifact<'_>,
         policy: &Policy,
     ) -> Result<VerifiedBundle, VerifyError> {
-        verify_with(self, bundle, artifact, policy)
+        verify_with(self, bundle, artifact, policy, VerifyOptions::default())
+    }
+
+    pub fn verify_with_options(
+        &self,
+        bundle: &Bundle,
+        artifact: Artifact<'_>,
+        policy: &Policy,
+        options: VerifyOptions,
+    ) -> Result<VerifiedBundle, VerifyError> {
+        verify_with(self, bundle, artifact, policy, options)
     }
 }
 
@@ -143,8 +172,9 @@ fn verify_with(
     bundle: &Bundle,
     artifact: Artifact<'_>,
     policy: &Policy,
+    options: VerifyOptions,
 ) -> Result<VerifiedBundle, VerifyError> {
-    let shape = check_shape(bundle)?;
+    let shape = check_shape(bundle, options)?;
     let entry = shape.entry;
     let signer = signer_material(&bundle.verification_material.content, shape.version, policy)?;
 
@@ -159,7 +189,13 @@ fn verify_with(
         _ => VerifiedSigner::Key,
     };
 
-    tlog::verify_inclusion(entry, &log_key)?;
+    // check_shape let an entry without a proof through only with a verified promise.
+    let inclusion = if entry.inclusion_proof.is_some() {
+        tlog::verify_inclusion(entry, &log_key)?;
+        Inclusion::Proof
+    } else {
+        Inclusion::Promise
+    };
 
     let (key, body_signer) = match &signer {
         SignerKey::Certificate(leaf) => (&leaf.key, body::Signer::Certificate(&leaf.der)),
@@ -174,6 +210,7 @@ fn verify_with(
         log_url: log.base_url.clone(),
         log_index: entry.log_index,
         log_entry_kind: format!("{}/{}", entry.kind_version.kind, entry.kind_version.version),
+        inclusion,
         dsse_payload,
     })
 }
@@ -190,7 +227,7 @@ struct Shape<'b> {
 
 /// Bundle rules independent of any key: version, one log entry with an inclusion proof,
 /// a time source the version allows, one DSSE signature.
-fn check_shape(bundle: &Bundle) -> Result<Shape<'_>, VerifyError> {
+fn check_shape(bundle: &Bundle, options: VerifyOptions) -> Result<Shape<'_>, VerifyError> {
     let version = bundle
         .version()
         .ok_or_else(|| VerifyError::UnsupportedVersion(bundle.media_type.clone()))?;
@@ -209,7 +246,9 @@ fn check_shape(bundle: &Bundle) -> Result<Shape<'_>, VerifyError> {
     }
     // The checkpoint's presence is checked with the proof itself, so that a wrong proof is
     // reported as such.
-    if entry.inclusion_proof.is_none() {
+    if entry.inclusion_proof.is_none()
+        && !(options.allow_promise_only && entry.inclusion_promise.is_some())
+    {
         return Err(tlog::TlogError::MissingInclusionProof.into());
     }
     let timestamps = material
