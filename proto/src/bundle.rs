@@ -121,7 +121,9 @@ pub enum VerificationContent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TransparencyLogEntry {
-    #[serde(with = "u64_string")]
+    /// Absent means 0, as protobuf JSON omits default values (cosign's and sigstore-js's
+    /// bundles for a log's first entry have no `logIndex`).
+    #[serde(default, with = "u64_string")]
     pub log_index: u64,
     pub log_id: LogId,
     pub kind_version: KindVersion,
@@ -160,7 +162,7 @@ pub struct InclusionPromise {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InclusionProof {
-    #[serde(with = "u64_string")]
+    #[serde(default, with = "u64_string")]
     pub log_index: u64,
     #[serde(with = "base64_bytes")]
     pub root_hash: Vec<u8>,
@@ -423,6 +425,15 @@ mod tests {
     }
 
     const MINIMAL: &str = r#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{"hint":"k"},"tlogEntries":[{"logIndex":"1","logId":{"keyId":"AQ=="},"kindVersion":{"kind":"hashedrekord","version":"0.0.1"},"integratedTime":"5","inclusionPromise":null,"inclusionProof":{"logIndex":"1","rootHash":"AA==","treeSize":"2","hashes":["AQ=="],"checkpoint":{"envelope":"x\n"}},"canonicalizedBody":"e30="}]},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AA=="},"signature":"AQI="}}"#;
+
+    #[test]
+    fn a_missing_log_index_is_zero_as_protobuf_json_defaults_it() {
+        let first_entry = MINIMAL.replace(r#""logIndex":"1","#, "");
+        let b = Bundle::from_json(first_entry.as_bytes()).unwrap();
+        let e = &b.verification_material.tlog_entries[0];
+        assert_eq!(e.log_index, 0);
+        assert_eq!(e.inclusion_proof.as_ref().unwrap().log_index, 0);
+    }
 
     #[test]
     fn parses_a_minimal_bundle_and_accepts_null_promise() {

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::peers::{cache_dir, missing_tool};
+use crate::peers::{TestTls, cache_dir, missing_tool, test_tls};
 
 /// The client whose tokens sigil accepts by default (`aud = "sigstore"`).
 pub const CLIENT_ID: &str = "sigstore";
@@ -54,13 +54,7 @@ pub struct OidcProvider {
     issuer: String,
     alg: String,
     log_path: PathBuf,
-    tls: Option<Tls>,
-}
-
-/// A private CA and a `127.0.0.1` server certificate it issued (made with the `openssl` CLI).
-struct Tls {
-    dir: tempfile::TempDir,
-    ca_pem: String,
+    tls: Option<TestTls>,
 }
 
 impl OidcProvider {
@@ -85,7 +79,7 @@ impl OidcProvider {
     /// Starts an RS256 provider serving `https://127.0.0.1:<port>` with a certificate from a
     /// fresh private CA ([`Self::ca_pem`]): a company IdP on its own PKI. Needs `openssl`.
     pub fn start_tls() -> OidcProvider {
-        let tls = make_tls();
+        let tls = test_tls();
         let (child, stdin, issuer, log_path) = spawn("RS256", 0, Some(&tls));
         OidcProvider {
             child,
@@ -233,7 +227,7 @@ impl Drop for OidcProvider {
 }
 
 /// Starts `provider.mjs` (port 0 = any free port) and waits for its ready line.
-fn spawn(alg: &str, port: u16, tls: Option<&Tls>) -> (Child, ChildStdin, String, PathBuf) {
+fn spawn(alg: &str, port: u16, tls: Option<&TestTls>) -> (Child, ChildStdin, String, PathBuf) {
     assert!(
         matches!(alg, "RS256" | "PS256" | "ES256" | "EdDSA"),
         "the test provider signs RS256, PS256, ES256 or EdDSA, not {alg}"
@@ -304,91 +298,6 @@ impl OidcProvider {
         };
         builder.build().expect("http client")
     }
-}
-
-fn make_tls() -> Tls {
-    let dir = tempfile::tempdir().expect("temp dir for TLS material");
-    let openssl = |args: &[&str]| {
-        let output = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap_or_else(|e| missing_tool("openssl", &e.to_string()));
-        assert!(
-            output.status.success(),
-            "openssl {args:?} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let p256 = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"],
-            &p256[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=sigil test CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"],
-            &p256[..],
-            &[
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=127.0.0.1",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.path().join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("write leaf extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "2",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-        "-out",
-        "leaf.pem",
-    ]);
-    let ca_pem = std::fs::read_to_string(dir.path().join("ca.pem")).expect("read CA PEM");
-    Tls { dir, ca_pem }
 }
 
 fn script_file_name() -> String {

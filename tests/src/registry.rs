@@ -1,0 +1,357 @@
+//! Real OCI registries for tests, on loopback:
+//! - Debian's `docker-registry` (CNCF distribution 2.8): no referrers API, so the referrers
+//!   tag schema; optionally with htpasswd Basic auth and TLS from a test CA;
+//! - go-containerregistry's registry with the referrers API (`tests/peers/referrers-registry`).
+//!
+//! `docker-registry` (and `apache2-utils` for `htpasswd`) are installed from Debian's packages
+//! when missing; failing that, the test fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::peers::{TestTls, free_port, missing_tool, test_tls};
+
+static INSTALL: Mutex<()> = Mutex::new(());
+
+const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
+
+fn ensure_installed() {
+    let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+    if Path::new(DOCKER_REGISTRY).exists() && which("htpasswd") {
+        return;
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap_or_else(|e| {
+                missing_tool("apt-get", &format!("installing docker-registry: {e}"))
+            })
+    };
+    let update = apt(&["update", "-qq"]);
+    let install = apt(&["install", "-y", "-qq", "docker-registry", "apache2-utils"]);
+    if !install.status.success() {
+        missing_tool(
+            "docker-registry",
+            &format!(
+                "apt-get install docker-registry apache2-utils failed:\n{}{}",
+                String::from_utf8_lossy(&update.stderr),
+                String::from_utf8_lossy(&install.stderr)
+            ),
+        );
+    }
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Options for [`DockerRegistry::start_with`].
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// htpasswd Basic auth with this username and password.
+    pub basic_auth: Option<(String, String)>,
+    /// Serve https with a certificate from a fresh test CA.
+    pub tls: bool,
+}
+
+/// A running `docker-registry`, killed on drop.
+pub struct DockerRegistry {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    tls: Option<TestTls>,
+    config: PathBuf,
+}
+
+impl DockerRegistry {
+    /// Plain http, anonymous.
+    pub fn start() -> DockerRegistry {
+        DockerRegistry::start_with(RegistryOptions::default())
+    }
+
+    pub fn start_with(options: RegistryOptions) -> DockerRegistry {
+        ensure_installed();
+        let dir = tempfile::tempdir().expect("registry dir");
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("storage").display()
+        );
+        let tls = options.tls.then(test_tls);
+        if let Some(tls) = &tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls.cert_path().display(),
+                tls.key_path().display()
+            ));
+        }
+        if let Some((user, password)) = &options.basic_auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap_or_else(|e| missing_tool("htpasswd", &e.to_string()));
+            assert!(out.status.success(), "htpasswd failed");
+            let path = dir.path().join("htpasswd");
+            std::fs::write(&path, &out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: sigil-test\n    path: {}\n",
+                path.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut registry = DockerRegistry {
+            child: None,
+            port,
+            dir,
+            tls,
+            config: config_path,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// `127.0.0.1:<port>`, as image references name it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// PEM of the test CA when serving TLS.
+    pub fn ca_path(&self) -> Option<PathBuf> {
+        self.tls.as_ref().map(TestTls::ca_path)
+    }
+
+    /// Where the registry keeps its blobs (`.../blobs/sha256/<2 hex>/<hex>/data`), so a test
+    /// can make it serve content that does not match its digest.
+    pub fn blob_path(&self, hex: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// Stops the registry (it stays stopped until [`Self::restart`]).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// (Re)starts the registry on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = std::fs::File::create(self.dir.path().join("registry.log")).unwrap();
+        let child = Command::new(DOCKER_REGISTRY)
+            .arg("serve")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| missing_tool("docker-registry", &e.to_string()));
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let log = std::fs::read_to_string(self.dir.path().join("registry.log"))
+                    .unwrap_or_default();
+                panic!("docker-registry exited during start-up ({status}):\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("docker-registry did not listen within 20 s");
+    }
+}
+
+impl Drop for DockerRegistry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// go-containerregistry's in-memory registry with the referrers API, killed on drop (and
+/// exiting by itself when this process dies: its stdin closes).
+pub struct ReferrersRegistry {
+    child: Child,
+    _stdin: ChildStdin,
+    host: String,
+}
+
+impl ReferrersRegistry {
+    pub fn start() -> ReferrersRegistry {
+        let mut child = Command::new(crate::go_peers::referrers_registry())
+            .args(["-listen", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start referrers-registry");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("read the registry's address");
+        let host = line.trim().to_string();
+        assert!(
+            host.starts_with("127.0.0.1:"),
+            "unexpected address {host:?}"
+        );
+        // Keep draining stdout so the registry never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        ReferrersRegistry {
+            child,
+            _stdin: stdin,
+            host,
+        }
+    }
+
+    pub fn host(&self) -> String {
+        self.host.clone()
+    }
+}
+
+impl Drop for ReferrersRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds and pushes test images with crane.
+pub struct Images {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images::new()
+    }
+}
+
+impl Images {
+    pub fn new() -> Images {
+        Images {
+            dir: tempfile::tempdir().expect("image dir"),
+        }
+    }
+
+    fn crane(&self, args: &[&str]) -> String {
+        let out = Command::new(crate::go_peers::crane())
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run crane");
+        assert!(
+            out.status.success(),
+            "crane {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A tar layer holding one file.
+    fn layer(&self, name: &str, content: &[u8]) -> PathBuf {
+        let file_dir = self.dir.path().join(format!("{name}.d"));
+        std::fs::create_dir_all(&file_dir).unwrap();
+        std::fs::write(file_dir.join(name), content).unwrap();
+        let tar = self.dir.path().join(format!("{name}.tar"));
+        let status = Command::new("tar")
+            .arg("-cf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(&file_dir)
+            .arg(name)
+            .status()
+            .unwrap_or_else(|e| missing_tool("tar", &e.to_string()));
+        assert!(status.success());
+        tar
+    }
+
+    /// Pushes an image of one layer per `(file name, content)` to `reference`
+    /// (`host/repo:tag`) and returns its digest (`sha256:<hex>`).
+    pub fn push(&self, reference: &str, layers: &[(&str, &[u8])]) -> String {
+        let mut args: Vec<String> = vec!["append".into(), "--oci-empty-base".into()];
+        for (name, content) in layers {
+            args.push("-f".into());
+            args.push(self.layer(name, content).display().to_string());
+        }
+        args.extend(["-t".into(), reference.into()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        digest_of(&self.crane(&args))
+    }
+
+    /// Pushes a two-platform index (linux/amd64 and linux/arm64 images of `layers`, each with
+    /// its own extra layer) to `reference` and returns (index digest, platform digests).
+    pub fn push_index(&self, reference: &str, layers: &[(&str, &[u8])]) -> (String, Vec<String>) {
+        let (base, _) = reference.rsplit_once(':').expect("reference with a tag");
+        let mut platforms = Vec::new();
+        for arch in ["amd64", "arm64"] {
+            let mut with_arch: Vec<(&str, &[u8])> = layers.to_vec();
+            with_arch.push(("arch", arch.as_bytes()));
+            let tag = format!("{base}:{arch}-base");
+            self.push(&tag, &with_arch);
+            let out = self.crane(&[
+                "mutate",
+                "--set-platform",
+                &format!("linux/{arch}"),
+                &tag,
+                "-t",
+                &format!("{base}:{arch}"),
+            ]);
+            platforms.push(digest_of(&out));
+        }
+        let amd = format!("{base}:amd64");
+        let arm = format!("{base}:arm64");
+        let out = self.crane(&["index", "append", "-m", &amd, "-m", &arm, "-t", reference]);
+        (digest_of(&out), platforms)
+    }
+
+    /// `crane digest`.
+    pub fn digest(&self, reference: &str) -> String {
+        self.crane(&["digest", reference])
+    }
+
+    /// Writes `content` to a file in this helper's directory and returns its path.
+    pub fn file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(content).unwrap();
+        path
+    }
+}
+
+/// The digest in crane's `host/repo@sha256:<hex>` output.
+fn digest_of(output: &str) -> String {
+    let line = output.lines().last().unwrap_or_default();
+    line.rsplit_once('@')
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_else(|| panic!("no digest in crane output {output:?}"))
+}
