@@ -6,3 +6,4 @@ pub mod peers;
 pub mod registry;
 pub mod sigstore_python;
 pub mod stack;
+pub mod world;

@@ -248,6 +248,7 @@ impl Drop for ReferrersRegistry {
 /// Builds and pushes test images with crane.
 pub struct Images {
     dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 impl Default for Images {
@@ -258,14 +259,25 @@ impl Default for Images {
 
 impl Images {
     pub fn new() -> Images {
+        Images::with_env(&[])
+    }
+
+    /// crane with extra environment: `SSL_CERT_FILE` for a test CA, `DOCKER_CONFIG` for
+    /// credentials.
+    pub fn with_env(env: &[(&str, &str)]) -> Images {
         Images {
             dir: tempfile::tempdir().expect("image dir"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     fn crane(&self, args: &[&str]) -> String {
         let out = Command::new(crate::go_peers::crane())
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(self.dir.path())
             .output()
             .expect("run crane");
@@ -354,4 +366,92 @@ fn digest_of(output: &str) -> String {
     line.rsplit_once('@')
         .map(|(_, d)| d.to_string())
         .unwrap_or_else(|| panic!("no digest in crane output {output:?}"))
+}
+
+/// Raw distribution API calls on an anonymous http registry, for tests that play an attacker
+/// with write access to a repository (forged referrers, moved signatures).
+pub mod raw {
+    use sha2::Digest as _;
+
+    fn digest(content: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(content)))
+    }
+
+    /// Uploads a blob (monolithic) and returns its digest.
+    pub async fn put_blob(host: &str, repo: &str, content: &[u8]) -> String {
+        let http = reqwest::Client::new();
+        let d = digest(content);
+        let start = http
+            .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 202, "starting an upload");
+        let location = start.headers()["location"].to_str().unwrap().to_string();
+        let url = if location.starts_with('/') {
+            format!("http://{host}{location}")
+        } else {
+            location
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let done = http
+            .put(format!("{url}{sep}digest={d}"))
+            .header("content-type", "application/octet-stream")
+            .body(content.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            done.status().is_success(),
+            "finishing an upload: {}",
+            done.status()
+        );
+        d
+    }
+
+    /// Puts a manifest under `reference` (a tag or its digest) and returns its digest.
+    pub async fn put_manifest(
+        host: &str,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        content: &[u8],
+    ) -> String {
+        let response = reqwest::Client::new()
+            .put(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+            .header("content-type", media_type)
+            .body(content.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "putting manifest {reference}: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+        digest(content)
+    }
+
+    /// A manifest by tag or digest, as JSON.
+    pub async fn get_manifest(
+        host: &str,
+        repo: &str,
+        reference: &str,
+    ) -> Option<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .get(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+            .header(
+                "accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json",
+            )
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert!(response.status().is_success());
+        Some(response.json().await.unwrap())
+    }
 }

@@ -32,8 +32,12 @@ pub enum AttachError {
         expected: &'static str,
         detail: String,
     },
-    #[error("gave up adding to {tag} after {MAX_ROUNDS} rounds: other writers kept replacing it")]
-    Contended { tag: String },
+    #[error("gave up adding to {tag} after {MAX_ROUNDS} rounds: other writers kept replacing it{}",
+        last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    Contended {
+        tag: String,
+        last_error: Option<RegistryError>,
+    },
     #[error("{tag} already has {MAX_LEGACY_LAYERS} layers; cosign's layout allows no more")]
     Full { tag: String },
 }
@@ -143,6 +147,15 @@ enum Round {
     Written,
 }
 
+/// A failure another writer can cause and a later round can get past: registries answer
+/// concurrent writes of one tag with 5xx (distribution 2.8 does, from its filesystem driver).
+fn transient(e: &AttachError) -> bool {
+    matches!(
+        e,
+        AttachError::Registry(RegistryError::Http { status, .. }) if *status >= 500
+    ) || matches!(e, AttachError::Registry(RegistryError::Request { .. }))
+}
+
 /// Runs read-modify-write rounds until two spaced reads in a row find our entry.
 async fn converge<F, Fut>(tag: &str, mut round: F) -> Result<(), AttachError>
 where
@@ -151,24 +164,33 @@ where
 {
     let mut confirmations = 0;
     let mut cycle = Duration::from_millis(5);
+    let mut last_error = None;
     for n in 0..MAX_ROUNDS * 2 {
         let started = Instant::now();
-        match round(n).await? {
-            Round::Present => {
+        match round(n).await {
+            Ok(Round::Present) => {
                 confirmations += 1;
                 if confirmations >= 2 {
                     return Ok(());
                 }
             }
-            Round::Written => {
+            Ok(Round::Written) => {
                 confirmations = 0;
                 cycle = started.elapsed();
             }
+            Err(e) if transient(&e) => {
+                confirmations = 0;
+                if let AttachError::Registry(e) = e {
+                    last_error = Some(e);
+                }
+            }
+            Err(e) => return Err(e),
         }
         tokio::time::sleep(settle_time(cycle)).await;
     }
     Err(AttachError::Contended {
         tag: tag.to_string(),
+        last_error,
     })
 }
 

@@ -384,28 +384,40 @@ impl Registry {
         } else {
             &["https"]
         };
-        let mut last_error = String::new();
+        // A scheme counts only when `/v2/` answers as a registry does (200, or 401/403 with a
+        // challenge): a plain-http request to an https server gets a 400 page, which must not
+        // pass for a registry.
+        let mut failures = Vec::new();
         let mut found = None;
         for scheme in schemes {
             match http.get(format!("{scheme}://{name}/v2/")).send().await {
-                Ok(response) => {
+                Ok(response)
+                    if matches!(
+                        response.status(),
+                        StatusCode::OK | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                    ) =>
+                {
                     found = Some((*scheme, response));
                     break;
                 }
-                Err(e) => last_error = error_chain(&e),
+                Ok(response) => failures.push(format!(
+                    "{scheme}: /v2/ answered HTTP {}",
+                    response.status().as_u16()
+                )),
+                Err(e) => failures.push(format!("{scheme}: {}", error_chain(&e))),
             }
         }
         let Some((scheme, response)) = found else {
+            let mut detail = failures.join("; ");
+            if !http_allowed {
+                detail.push_str(
+                    " (plain http is only tried for loopback registries or with \
+                     --allow-http-registry / --allow-insecure-registry)",
+                );
+            }
             return Err(RegistryError::Unreachable {
                 registry: name.to_string(),
-                detail: if http_allowed {
-                    last_error
-                } else {
-                    format!(
-                        "{last_error} (plain http is only tried for loopback registries or with \
-                         --allow-http-registry / --allow-insecure-registry)"
-                    )
-                },
+                detail,
             });
         };
         let challenge = match response.status() {
