@@ -12,6 +12,8 @@ use sigil_tests::sigstore_python;
 use sigil_tests::stack::{Stack, target_dir};
 
 const VERSION: &str = "5.0.1";
+/// `@sigstore/oci` of the same era (make-fetch-happen 16, like `@sigstore/sign` 5).
+const OCI_VERSION: &str = "0.7.2";
 static INSTALL: Mutex<()> = Mutex::new(());
 
 /// The npm package directory, installed once under `target/` (a failure fails the test).
@@ -19,7 +21,7 @@ fn sigstore_js() -> PathBuf {
     let _guard = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = target_dir()
         .join("sigil-test-peers")
-        .join(format!("sigstore-js-{VERSION}"));
+        .join(format!("sigstore-js-{VERSION}-oci-{OCI_VERSION}"));
     let marker = dir.join(".installed");
     if marker.exists() {
         return dir;
@@ -36,13 +38,14 @@ fn sigstore_js() -> PathBuf {
             "--no-audit",
             "--no-fund",
             &format!("sigstore@{VERSION}"),
+            &format!("@sigstore/oci@{OCI_VERSION}"),
         ])
         .current_dir(&dir)
         .output()
         .unwrap_or_else(|e| panic!("sigstore-js interop needs npm on PATH: {e}"));
     assert!(
         out.status.success(),
-        "npm install sigstore@{VERSION} failed:\n{}",
+        "npm install sigstore@{VERSION} @sigstore/oci@{OCI_VERSION} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::write(&marker, VERSION).unwrap();
@@ -202,4 +205,119 @@ async fn sigstore_js_signs_with_sigil_and_sigstore_python_verifies() {
         "sigstore-python rejected sigstore-js's attestation: {}",
         text(&ok)
     );
+}
+
+/// Attests an image with sigstore-js and attaches the bundle with `@sigstore/oci`, the way
+/// GitHub's actions/attest does (annotations naming the content and predicate type).
+const ATTACH_JS: &str = r#"
+const { attest } = require(process.env.SIGSTORE_JS + '/node_modules/sigstore');
+const { attachArtifactToImage } = require(process.env.SIGSTORE_JS + '/node_modules/@sigstore/oci');
+const [imageName, imageDigest, predicateType] = process.argv.slice(1);
+const statement = {
+  _type: 'https://in-toto.io/Statement/v1',
+  subject: [{ name: imageName, digest: { sha256: imageDigest.replace('sha256:', '') } }],
+  predicateType,
+  predicate: { builder: { id: 'https://ci.example.com/sigstore-js' } },
+};
+(async () => {
+  const bundle = await attest(Buffer.from(JSON.stringify(statement)), 'application/vnd.in-toto+json', {
+    fulcioURL: process.env.SIGIL_URL,
+    rekorURL: process.env.SIGIL_URL,
+    identityToken: process.env.ID_TOKEN,
+    retry: 0,
+  });
+  const descriptor = await attachArtifactToImage({
+    imageName,
+    imageDigest,
+    credentials: undefined,
+    artifact: Buffer.from(JSON.stringify(bundle)),
+    mediaType: bundle.mediaType,
+    annotations: {
+      'dev.sigstore.bundle.content': 'dsse-envelope',
+      'dev.sigstore.bundle.predicateType': predicateType,
+    },
+    fetchOpts: { timeout: 30000, retry: 2 },
+  });
+  console.log(JSON.stringify(descriptor));
+})().catch((err) => { console.error(err && (err.stack || err)); process.exit(1); });
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstore_js_attaches_an_image_attestation_that_sigil_verifies() {
+    use sigil_tests::registry::{DockerRegistry, Images, ReferrersRegistry};
+    use sigil_tests::stack::workspace_binary;
+    let idp = OidcProvider::start();
+    let stack = Stack::start(idp.issuer_url());
+    let work = tempfile::tempdir().unwrap();
+    let trusted_root = work.path().join("trusted_root.json");
+    let root = reqwest::get(format!("{}/api/v1/trusted-root", stack.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(&trusted_root, root).unwrap();
+    let plain = DockerRegistry::start();
+    let referrers = ReferrersRegistry::start();
+    let images = Images::new();
+    let predicate_type = "https://slsa.dev/provenance/v1";
+    for host in [plain.host(), referrers.host()] {
+        let digest = images.push(
+            &format!("{host}/js-attested:v1"),
+            &[("js", b"attested by sigstore-js".as_slice())],
+        );
+        let out = Command::new("node")
+            .args([
+                "-e",
+                ATTACH_JS,
+                &format!("{host}/js-attested"),
+                &digest,
+                predicate_type,
+            ])
+            .env("SIGSTORE_JS", sigstore_js())
+            .env("SIGIL_URL", &stack.url)
+            .env("ID_TOKEN", idp.token("carol@example.com").await)
+            .output()
+            .expect("run node");
+        assert!(
+            out.status.success(),
+            "@sigstore/oci attach failed ({host}): {}",
+            text(&out)
+        );
+        let verify = |identity: &str| {
+            Command::new(workspace_binary("sigil-client", "sigil"))
+                .args([
+                    "verify-attestation",
+                    &format!("{host}/js-attested@{digest}"),
+                    "--type",
+                    predicate_type,
+                    "--trusted-root",
+                    trusted_root.to_str().unwrap(),
+                    "--certificate-identity",
+                    identity,
+                    "--certificate-oidc-issuer",
+                    idp.issuer_url(),
+                    "--output",
+                    "json",
+                ])
+                .env("DOCKER_CONFIG", work.path().join("none"))
+                .output()
+                .expect("run sigil")
+        };
+        let out = verify("carol@example.com");
+        assert!(
+            out.status.success(),
+            "sigil rejected sigstore-js's attestation ({host}): {}",
+            text(&out)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            report["verified"][0]["predicateType"], predicate_type,
+            "{report}"
+        );
+        assert!(
+            !verify("mallory@example.com").status.success(),
+            "a wrong identity was accepted"
+        );
+    }
 }
