@@ -254,6 +254,46 @@ struct Plan<'a> {
     registry: &'a RegistryArgs,
 }
 
+/// The signer a command's flags ask for: the key, or an ephemeral key the CA certifies for
+/// the identity token (after the confirmation, if one is due).
+pub(crate) async fn make_signer<'a>(
+    http: &reqwest::Client,
+    signing: &SigningArgs,
+    resolved: &'a Resolved,
+    key: Option<&'a SigningKey>,
+    yes: bool,
+) -> Result<ImageSigner<'a>, Failure> {
+    if let Some(key) = key {
+        return Ok(ImageSigner::Keyed {
+            key,
+            rekor_url: resolved.rekor_url.clone(),
+            trusted_root: resolved.trusted_root.as_ref(),
+        });
+    }
+    let services = keyless_services(resolved)?;
+    let root = resolved
+        .trusted_root
+        .as_ref()
+        .ok_or_else(|| usage("keyless signing needs a trusted root"))?;
+    let token = identity_token(
+        http,
+        signing.identity_token.as_deref(),
+        &signing.login,
+        resolved.oidc_url.as_deref(),
+    )
+    .await
+    .map_err(usage)?;
+    confirm(yes, &services.rekor_url)?;
+    let certified = certify(http, &token, &services.ca_url)
+        .await
+        .map_err(failed)?;
+    Ok(ImageSigner::Keyless {
+        certified,
+        rekor_url: services.rekor_url,
+        trusted_root: root,
+    })
+}
+
 fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> {
     if plan.bundle.is_some() && (plan.images.len() != 1 || plan.recursive) {
         return Err(usage(
@@ -297,37 +337,7 @@ fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> 
                 );
             }
         }
-        let signer = match &key {
-            Some(key) => ImageSigner::Keyed {
-                key,
-                rekor_url: resolved.rekor_url.clone(),
-                trusted_root: resolved.trusted_root.as_ref(),
-            },
-            None => {
-                let services = keyless_services(&resolved)?;
-                let root = resolved
-                    .trusted_root
-                    .as_ref()
-                    .ok_or_else(|| usage("keyless signing needs a trusted root"))?;
-                let token = identity_token(
-                    &http,
-                    plan.signing.identity_token.as_deref(),
-                    &plan.signing.login,
-                    resolved.oidc_url.as_deref(),
-                )
-                .await
-                .map_err(usage)?;
-                confirm(plan.yes, &services.rekor_url)?;
-                let certified = certify(&http, &token, &services.ca_url)
-                    .await
-                    .map_err(failed)?;
-                ImageSigner::Keyless {
-                    certified,
-                    rekor_url: services.rekor_url,
-                    trusted_root: root,
-                }
-            }
-        };
+        let signer = make_signer(&http, plan.signing, &resolved, key.as_ref(), plan.yes).await?;
         let publish = Publish {
             layout: plan.layout,
             upload: plan.upload,

@@ -1,6 +1,8 @@
 //! The `sigil` command line. Each subcommand group lives in its own module and exposes an
 //! `Args` struct plus a `run` function; adding one is a new variant here and a new module.
 
+mod attachments;
+mod attest_blob;
 mod image;
 mod keys;
 mod login;
@@ -53,6 +55,12 @@ pub enum Command {
     Verify(Box<image::VerifyArgs>),
     Attest(Box<image::AttestArgs>),
     VerifyAttestation(Box<image::VerifyAttestationArgs>),
+    AttestBlob(Box<attest_blob::AttestBlobArgs>),
+    VerifyBlobAttestation(Box<attest_blob::VerifyBlobAttestationArgs>),
+    Tree(attachments::TreeArgs),
+    Download(attachments::DownloadArgs),
+    Triangulate(attachments::TriangulateArgs),
+    Copy(attachments::CopyArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -74,6 +82,12 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => image::verify(*args),
         Command::Attest(args) => image::attest(*args),
         Command::VerifyAttestation(args) => image::verify_attestation(*args),
+        Command::AttestBlob(args) => attest_blob::attest_blob(*args),
+        Command::VerifyBlobAttestation(args) => attest_blob::verify_blob_attestation(*args),
+        Command::Tree(args) => attachments::tree(args),
+        Command::Download(args) => attachments::download(args),
+        Command::Triangulate(args) => attachments::triangulate(args),
+        Command::Copy(args) => attachments::copy_image(args),
     };
     ExitCode::from(code)
 }

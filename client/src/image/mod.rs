@@ -2,6 +2,7 @@
 //! tag), who signs (an ephemeral key certified by the CA, or a managed key), and what is
 //! written and read in the registry (`crate::oci`).
 
+pub mod copy;
 pub mod sign;
 pub mod verify;
 

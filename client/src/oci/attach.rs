@@ -210,21 +210,33 @@ pub async fn attach_legacy(
     kind: LegacyTag,
     attachment: &LegacyAttachment<'_>,
 ) -> Result<Attached, AttachError> {
-    let tag = subject_ref.at_tag(&kind.tag_for(subject));
     registry.push_blob(subject_ref, attachment.payload).await?;
     let mut ours = Descriptor::new(attachment.media_type, attachment.payload);
     let annotations: BTreeMap<String, String> = attachment.layer.annotations();
     ours.annotations = Some(annotations);
-    let same = |l: &Descriptor| {
-        l.digest == ours.digest
-            && l.annotation(cosign::ANNOTATION_SIGNATURE)
-                == ours.annotation(cosign::ANNOTATION_SIGNATURE)
-            && l.annotation(cosign::ANNOTATION_CERTIFICATE)
-                == ours.annotation(cosign::ANNOTATION_CERTIFICATE)
-    };
-    let (tag, ours, same) = (&tag, &ours, &same);
+    append_legacy_layers(registry, subject_ref, subject, kind, &[ours]).await
+}
+
+/// Whether two legacy layers are the same signature: one payload, one signature, one signer.
+fn same_layer(a: &Descriptor, b: &Descriptor) -> bool {
+    a.digest == b.digest
+        && a.annotation(cosign::ANNOTATION_SIGNATURE) == b.annotation(cosign::ANNOTATION_SIGNATURE)
+        && a.annotation(cosign::ANNOTATION_CERTIFICATE)
+            == b.annotation(cosign::ANNOTATION_CERTIFICATE)
+}
+
+/// Adds `layers` (whose blobs are already in the repository) to `subject`'s legacy tag of
+/// `kind`, keeping what is there and skipping layers it already has.
+pub async fn append_legacy_layers(
+    registry: &Registry,
+    subject_ref: &ImageRef,
+    subject: &Digest,
+    kind: LegacyTag,
+    layers: &[Descriptor],
+) -> Result<Attached, AttachError> {
+    let tag = &subject_ref.at_tag(&kind.tag_for(subject));
     converge(&tag.to_string(), |_| async move {
-        let layers = match registry.manifest(tag).await? {
+        let existing = match registry.manifest(tag).await? {
             None => Vec::new(),
             Some(f) => {
                 Manifest::from_json(&f.bytes)
@@ -236,16 +248,20 @@ pub async fn attach_legacy(
                     .layers
             }
         };
-        if layers.iter().any(same) {
+        let missing: Vec<&Descriptor> = layers
+            .iter()
+            .filter(|l| !existing.iter().any(|e| same_layer(e, l)))
+            .collect();
+        if missing.is_empty() {
             return Ok(Round::Present);
         }
-        if layers.len() >= MAX_LEGACY_LAYERS {
+        if existing.len() + missing.len() > MAX_LEGACY_LAYERS {
             return Err(AttachError::Full {
                 tag: tag.to_string(),
             });
         }
-        let mut next = layers;
-        next.push(ours.clone());
+        let mut next = existing;
+        next.extend(missing.into_iter().cloned());
         let (manifest, config) = cosign::legacy_manifest(next);
         registry.push_blob(subject_ref, &config).await?;
         registry

@@ -20,6 +20,8 @@ pub struct ImageRef {
     repository: String,
     tag: Option<String>,
     digest: Option<Digest>,
+    /// The tag is the `latest` a reference without tag or digest stands for.
+    implied_tag: bool,
 }
 
 impl ImageRef {
@@ -33,12 +35,15 @@ impl ImageRef {
             .digest()
             .map(|d| Digest::parse(d).map_err(|e| invalid(e.to_string())))
             .transpose()?;
+        let tag = parsed.tag().map(str::to_string);
+        // `latest` is implied only when there is neither a tag nor a digest.
+        let implied_tag = tag.as_deref() == Some("latest") && !input.contains(":latest");
         Ok(ImageRef {
             registry: parsed.resolve_registry().to_string(),
             repository: parsed.repository().to_string(),
-            // `latest` is implied only when there is neither a tag nor a digest.
-            tag: parsed.tag().map(str::to_string),
+            tag,
             digest,
+            implied_tag,
         })
     }
 
@@ -52,6 +57,11 @@ impl ImageRef {
 
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
+    }
+
+    /// The tag as written, not the implied `latest`.
+    pub fn explicit_tag(&self) -> Option<&str> {
+        self.tag.as_deref().filter(|_| !self.implied_tag)
     }
 
     pub fn digest(&self) -> Option<&Digest> {
@@ -71,6 +81,7 @@ impl ImageRef {
             repository: self.repository.clone(),
             tag: None,
             digest: Some(digest.clone()),
+            implied_tag: false,
         }
     }
 
@@ -81,6 +92,7 @@ impl ImageRef {
             repository: self.repository.clone(),
             tag: Some(tag.to_string()),
             digest: None,
+            implied_tag: false,
         }
     }
 
@@ -141,6 +153,11 @@ mod tests {
         assert_eq!(r.repository(), "library/ubuntu");
         assert_eq!(r.tag(), Some("latest"));
         assert_eq!(r.name(), "index.docker.io/library/ubuntu");
+        assert_eq!(r.explicit_tag(), None);
+        assert_eq!(
+            ImageRef::parse("ubuntu:latest").unwrap().explicit_tag(),
+            Some("latest")
+        );
 
         let r = ImageRef::parse("127.0.0.1:5000/team/app:v1").unwrap();
         assert_eq!(r.registry(), "127.0.0.1:5000");
