@@ -462,3 +462,89 @@ async fn sign_blob_takes_ci_tokens_in_the_documented_order() {
         assert_eq!(child.wait().unwrap().code(), Some(1));
     }
 }
+
+/// The quick start signs interactively: `sigil sign-blob --server URL --interactive` with no
+/// `--oidc-issuer` logs in at the issuer the server's signing config names (here the `--dev`
+/// issuer), through its login page, and the bundle carries the email entered there.
+#[tokio::test]
+async fn interactive_login_uses_the_servers_issuer_and_the_dev_login_page() {
+    use std::io::BufRead;
+    let (stack, issuer) = sigil_tests::stack::Stack::start_dev();
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = dir.path().join("quick.txt");
+    std::fs::write(&artifact, b"signed through the dev login page\n").unwrap();
+    let mut child = sigil_command()
+        .arg("sign-blob")
+        .arg(&artifact)
+        .args(["--server", &stack.url, "--interactive"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let url = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sigil prints the login URL");
+        if let Some(u) = line.trim().strip_prefix(&format!("{issuer}/authorize?")) {
+            break format!("{issuer}/authorize?{u}");
+        }
+    };
+
+    // The person: open the page, enter an email, follow the redirect to sigil's listener.
+    let mut browser = Browser::new();
+    let page = browser.send(&Url::parse(&url).unwrap(), None).await;
+    assert!(page.status().is_success());
+    let html = page.text().await.unwrap();
+    let mut fields: Vec<(String, String)> = vec![("email".into(), "dana@example.com".into())];
+    for input in html.split("<input type=\"hidden\" ").skip(1) {
+        let attr = |name: &str| {
+            input
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|v| v.split('"').next())
+                .map(|v| v.replace("&amp;", "&").replace("&quot;", "\""))
+        };
+        let (Some(name), Some(value)) = (attr("name"), attr("value")) else {
+            continue;
+        };
+        fields.push((name, value));
+    }
+    let form: Vec<(&str, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let answer = browser
+        .send(
+            &Url::parse(&format!("{issuer}/authorize")).unwrap(),
+            Some(form_body(&form)),
+        )
+        .await;
+    assert!(
+        answer.status().is_redirection(),
+        "the login page redirects back"
+    );
+    let callback = answer.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(callback.contains(CALLBACK_PATH), "{callback}");
+    let done = browser.send(&Url::parse(&callback).unwrap(), None).await;
+    assert!(done.status().is_success());
+
+    let status = child.wait().unwrap();
+    assert!(status.success(), "sign-blob failed after the login");
+    let rest: Vec<String> = lines_rx.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("Signed by dana@example.com")),
+        "{rest:?}"
+    );
+}

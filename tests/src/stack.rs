@@ -76,6 +76,34 @@ impl Stack {
         stack
     }
 
+    /// `sigild serve --dev`: the quick start's stack, with its loopback development issuer on
+    /// a free port. Returns the stack and the issuer's URL.
+    pub fn start_dev() -> (Stack, String) {
+        let sigild = workspace_binary("sigild", "sigild");
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let issuer_port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(sigild)
+            .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--dev-issuer-listen", &format!("127.0.0.1:{issuer_port}")])
+            .arg("--data-dir")
+            .arg(data.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sigild");
+        let mut stack = Stack {
+            child,
+            url,
+            data_dir: data.path().to_path_buf(),
+            _data: data,
+        };
+        stack.wait_healthy();
+        (stack, format!("http://127.0.0.1:{issuer_port}"))
+    }
+
     fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let addr = self.url.trim_start_matches("http://").to_string();

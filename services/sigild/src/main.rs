@@ -92,6 +92,11 @@ pub struct CaArgs {
     /// `operator` named in the trust config.
     #[arg(long)]
     pub operator: Option<String>,
+    /// The OIDC issuer people log in with interactively, advertised to clients in the signing
+    /// config (`oidcUrls`): `sigil` uses it when no --oidc-issuer is given. With --dev, the
+    /// development issuer.
+    #[arg(long, value_name = "URL", env = "SIGIL_OIDC_LOGIN_URL")]
+    pub oidc_login_url: Option<String>,
 }
 
 #[derive(clap::Args, Clone, Debug)]

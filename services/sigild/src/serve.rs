@@ -88,7 +88,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
         let ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone()).await?;
         let mut inputs = trust_inputs(&args.ca, &public_url, rekor.signer().spki_der());
-        inputs.oidc_url = dev_issuer_url.clone();
+        if dev_issuer_url.is_some() {
+            inputs.oidc_url = dev_issuer_url.clone();
+        }
         tracing::info!(issuers = ?ca.configuration().issuers.len(), "certificate authority ready");
         app = app
             .merge(sigil_ca::router_with_trust(Arc::new(ca), Some(inputs)))
@@ -174,7 +176,7 @@ fn trust_inputs(args: &CaArgs, public_url: &str, rekor_spki_der: &[u8]) -> Trust
         rekor_url: url.clone(),
         ct_url: url.clone(),
         rekor_spki_der: rekor_spki_der.to_vec(),
-        oidc_url: None,
+        oidc_url: args.oidc_login_url.clone(),
         operator: args
             .operator
             .clone()
