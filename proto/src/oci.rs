@@ -43,6 +43,8 @@ pub enum OciError {
     BadManifest(String),
     #[error("unsupported manifest schemaVersion {0} (expected 2)")]
     SchemaVersion(u64),
+    #[error("{0}")]
+    Reference(&'static str),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -337,6 +339,158 @@ impl Index {
     }
 }
 
+/// Docker Hub, as references name it and as its registry answers.
+pub const DOCKER_HUB: &str = "docker.io";
+pub const DOCKER_HUB_REGISTRY: &str = "index.docker.io";
+
+/// An image reference split into its parts: `[registry/]repository[:tag][@digest]`, with
+/// Docker's defaults (no registry means Docker Hub, and a one-part Hub name is under
+/// `library/`). `tag` is `None` when none was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedReference {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+/// Parses a reference by the distribution grammar (`docker/distribution/reference`): a host
+/// is the first component when it has a `.` or a `:` or is `localhost`; repository
+/// components are lowercase alphanumerics joined by `.`, `_`, `__` or dashes; a tag is a
+/// word character then up to 127 of `[A-Za-z0-9_.-]`.
+pub fn parse_reference(input: &str) -> Result<ParsedReference, OciError> {
+    let bad = OciError::Reference;
+    if input.is_empty() || input.len() > 4096 {
+        return Err(bad("empty or over-long reference"));
+    }
+    let (name_and_tag, digest) = match input.split_once('@') {
+        Some((n, d)) => (
+            n,
+            Some(
+                Digest::parse(d)
+                    .map_err(|_| bad("the digest is not sha256:<64 hex> or sha512:<128 hex>"))?,
+            ),
+        ),
+        None => (input, None),
+    };
+    // A tag is after the last ':' that follows the last '/'.
+    let last_slash = name_and_tag.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
+        Some(i) => {
+            let at = last_slash + i;
+            (&name_and_tag[..at], Some(&name_and_tag[at + 1..]))
+        }
+        None => (name_and_tag, None),
+    };
+    if let Some(t) = tag {
+        let mut chars = t.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !first_ok
+            || t.len() > 128
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(bad("the tag is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"));
+        }
+    }
+    let (registry, repository) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first, rest.to_string())
+        }
+        _ => (DOCKER_HUB, name.to_string()),
+    };
+    if !valid_registry(registry) {
+        return Err(bad("the registry is not host[:port]"));
+    }
+    let repository = if (registry == DOCKER_HUB || registry == DOCKER_HUB_REGISTRY)
+        && !repository.contains('/')
+    {
+        format!("library/{repository}")
+    } else {
+        repository
+    };
+    if repository.len() > 255 {
+        return Err(bad("the repository name is longer than 255 characters"));
+    }
+    if !repository.split('/').all(valid_path_component) {
+        return Err(bad(
+            "repository components must be lowercase letters and digits, joined by '.', '_', '__' or '-'",
+        ));
+    }
+    Ok(ParsedReference {
+        registry: if registry == DOCKER_HUB {
+            DOCKER_HUB_REGISTRY.to_string()
+        } else {
+            registry.to_string()
+        },
+        repository,
+        tag: tag.map(str::to_string),
+        digest,
+    })
+}
+
+fn valid_registry(registry: &str) -> bool {
+    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
+        // [ipv6]:port
+        let Some((addr, after)) = rest.split_once(']') else {
+            return false;
+        };
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return false;
+        }
+        (None, after.strip_prefix(':'))
+    } else {
+        match registry.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(registry), None),
+        }
+    };
+    let host_ok = host.is_none_or(|h| {
+        !h.is_empty()
+            && h.split('.').all(|label| {
+                !label.is_empty()
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    });
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+fn valid_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: '.', '_', '__', or one or more '-'.
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &component[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
 /// The media type a manifest declares in its body, if any (Docker schema 2 and OCI both
 /// put it there; the OCI spec only recommends it).
 pub fn declared_media_type(bytes: &[u8]) -> Option<String> {
@@ -426,6 +580,61 @@ mod tests {
         assert_eq!(index.manifests, vec![first, second]);
         let parsed = Index::from_json(&index.to_json()).unwrap();
         assert_eq!(parsed, index);
+    }
+
+    #[test]
+    fn references_parse_by_the_distribution_grammar() {
+        let d = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        let p = |s: &str| parse_reference(s).unwrap();
+        let hub = p("ubuntu");
+        assert_eq!(
+            (
+                hub.registry.as_str(),
+                hub.repository.as_str(),
+                hub.tag,
+                hub.digest
+            ),
+            ("index.docker.io", "library/ubuntu", None, None)
+        );
+        assert_eq!(p("docker.io/acme/app:1.0").repository, "acme/app");
+        assert_eq!(p("acme/app").registry, "index.docker.io");
+        let local = p("localhost:5000/team/app:v1.2_rc-1");
+        assert_eq!(local.registry, "localhost:5000");
+        assert_eq!(local.repository, "team/app");
+        assert_eq!(local.tag.as_deref(), Some("v1.2_rc-1"));
+        let pinned = p(&format!("127.0.0.1:5000/app@{d}"));
+        assert_eq!(pinned.registry, "127.0.0.1:5000");
+        assert_eq!(pinned.tag, None);
+        assert_eq!(pinned.digest.unwrap().to_string(), d);
+        let both = p(&format!("r.example/a/b/c:tag@{d}"));
+        assert_eq!(
+            (both.repository.as_str(), both.tag.as_deref()),
+            ("a/b/c", Some("tag"))
+        );
+        assert_eq!(p("[::1]:5000/app").registry, "[::1]:5000");
+        assert_eq!(
+            p("r.example/a__b/c-d/e.f/g--h").repository,
+            "a__b/c-d/e.f/g--h"
+        );
+        for bad in [
+            "",
+            "r.example/UPPER",
+            "r.example/app@sha256:abc",
+            "r.example/app@md5:d41d8cd98f00b204e9800998ecf8427e",
+            "r.example/app:tag with space",
+            "https://r.example/app",
+            "r.example/app:.tag",
+            "r.example/-app",
+            "r.example/a...b",
+            "r.example/a/",
+            "bad_host.example/app",
+            "r.example:port/app",
+            "r.example/app:",
+        ] {
+            assert!(parse_reference(bad).is_err(), "{bad:?}");
+        }
+        let long_tag = format!("r.example/app:{}", "t".repeat(129));
+        assert!(parse_reference(&long_tag).is_err());
     }
 
     #[test]

@@ -159,52 +159,103 @@ pub fn verify_discovered(
     verifier: &Verifier<'_>,
 ) -> ImageVerification {
     let digest = &target.descriptor.digest;
+    let candidates: Vec<Candidate<'_>> = found
+        .bundles
+        .iter()
+        .map(Candidate::Bundle)
+        .chain(found.legacy.iter().filter_map(|l| {
+            let wanted = matches!(
+                (l.kind, expect),
+                (LegacyTag::Signatures, Expect::Signatures)
+                    | (LegacyTag::Attestations, Expect::Attestations { .. })
+            );
+            wanted.then_some(Candidate::Legacy(l))
+        }))
+        .collect();
+    // Each candidate costs several signature checks: spread them over the cores.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = candidates.len().div_ceil(threads).max(1);
+    let outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let workers: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|c| c.check(digest, policy, expect, verifier))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
     let mut result = ImageVerification {
         target: target.clone(),
         verified: Vec::new(),
         rejected: Vec::new(),
         skipped: found.skipped,
     };
-    for b in &found.bundles {
-        let layout = layout_name(b.source);
-        let origin = format!("referrer {}", b.referrer.digest);
-        match check_bundle(b, digest, policy, expect, verifier) {
-            Ok(mut v) => {
-                v.layout = layout;
-                v.origin = origin;
-                result.verified.push(v);
-            }
-            Err(e) => result.rejected.push(Rejected {
-                layout,
-                origin,
-                check: e.check(),
-                reason: e.to_string(),
-            }),
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Verified(v) => result.verified.push(v),
+            Outcome::Rejected(r) => result.rejected.push(r),
         }
     }
-    for l in &found.legacy {
-        let layout = if l.origin.starts_with("referrer") {
-            "legacy-referrer"
-        } else {
-            "legacy-tags"
-        };
-        let origin = format!("{} (layer {})", l.origin, l.layer.digest);
-        let outcome = match (l.kind, expect) {
-            (LegacyTag::Signatures, Expect::Signatures) => {
-                check_legacy_signature(l, digest, policy, verifier)
+    result
+}
+
+enum Candidate<'a> {
+    Bundle(&'a FoundBundle),
+    Legacy(&'a FoundLegacy),
+}
+
+enum Outcome {
+    Verified(VerifiedAttachment),
+    Rejected(Rejected),
+}
+
+impl Candidate<'_> {
+    fn check(
+        &self,
+        digest: &Digest,
+        policy: &ImagePolicy,
+        expect: &Expect,
+        verifier: &Verifier<'_>,
+    ) -> Outcome {
+        let (layout, origin, outcome) = match self {
+            Candidate::Bundle(b) => (
+                layout_name(b.source),
+                format!("referrer {}", b.referrer.digest),
+                check_bundle(b, digest, policy, expect, verifier),
+            ),
+            Candidate::Legacy(l) => {
+                let layout = if l.origin.starts_with("referrer") {
+                    "legacy-referrer"
+                } else {
+                    "legacy-tags"
+                };
+                let origin = format!("{} (layer {})", l.origin, l.layer.digest);
+                let outcome = match l.kind {
+                    LegacyTag::Attestations => {
+                        check_legacy_attestation(l, digest, policy, expect, verifier)
+                    }
+                    _ => check_legacy_signature(l, digest, policy, verifier),
+                };
+                (layout, origin, outcome)
             }
-            (LegacyTag::Attestations, Expect::Attestations { .. }) => {
-                check_legacy_attestation(l, digest, policy, expect, verifier)
-            }
-            _ => continue,
         };
         match outcome {
             Ok(mut v) => {
                 v.layout = layout;
                 v.origin = origin;
-                result.verified.push(v);
+                Outcome::Verified(v)
             }
-            Err(e) => result.rejected.push(Rejected {
+            Err(e) => Outcome::Rejected(Rejected {
                 layout,
                 origin,
                 check: e.check(),
@@ -212,7 +263,6 @@ pub fn verify_discovered(
             }),
         }
     }
-    result
 }
 
 fn image_artifact(digest: &Digest) -> Result<Artifact<'static>, CandidateError> {
@@ -238,6 +288,25 @@ fn attachment(
         log_index: v.log_index,
         inclusion: v.inclusion,
         statement,
+    }
+}
+
+/// Refuses, before any signature check, a statement whose (still unverified) predicate type
+/// is not what the caller wants: whether genuine or forged, it cannot satisfy this policy,
+/// and an image with many attestations then costs no crypto for them.
+fn refuse_other_kinds(content: &SignatureContent, expect: &Expect) -> Result<(), CandidateError> {
+    let SignatureContent::DsseEnvelope(env) = content else {
+        return Ok(());
+    };
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "predicateType")]
+        predicate_type: String,
+    }
+    match serde_json::from_slice::<Kind>(&env.payload) {
+        Ok(k) => check_kind(&k.predicate_type, expect),
+        // An unreadable statement is reported by the full check.
+        Err(_) => Ok(()),
     }
 }
 
@@ -322,6 +391,7 @@ fn check_bundle(
 ) -> Result<VerifiedAttachment, CandidateError> {
     let bundle = Bundle::from_json(&found.bundle_json)
         .map_err(|e| CandidateError::NotABundle(e.to_string()))?;
+    refuse_other_kinds(&bundle.content, expect)?;
     let v = verifier.verify(&bundle, image_artifact(digest)?, &policy.signer)?;
     match &bundle.content {
         SignatureContent::DsseEnvelope(_) => {
@@ -462,6 +532,7 @@ fn check_legacy_attestation(
         verification_material: legacy_material(l)?,
         content: SignatureContent::DsseEnvelope(envelope),
     };
+    refuse_other_kinds(&bundle.content, expect)?;
     let v =
         verifier.verify_with_options(&bundle, image_artifact(digest)?, &policy.signer, LEGACY)?;
     let (statement, annotations, value) = verified_statement(&v, digest)?;

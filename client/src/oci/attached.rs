@@ -96,8 +96,22 @@ pub async fn discover(
             detail: "attachments are found for a digest, not a tag".into(),
         })?;
     let mut found = Discovered::default();
-    if want.referrers {
-        let referrers = registry.referrers(subject).await?;
+    // The referrers listing and every legacy tag are independent reads: issue them together.
+    let referrers = async {
+        if want.referrers {
+            Some(registry.referrers(subject).await)
+        } else {
+            None
+        }
+    };
+    let legacy = join_all(
+        want.legacy
+            .iter()
+            .map(|kind| read_legacy_tag(registry, subject, &digest, *kind, want.contents)),
+    );
+    let (referrers, legacy) = futures_util::join!(referrers, legacy);
+    if let Some(referrers) = referrers {
+        let referrers = referrers?;
         found.referrers_api = referrers.api.is_some();
         found.referrers_tag = referrers.tag_schema.is_some();
         read_referrers(
@@ -110,10 +124,21 @@ pub async fn discover(
         )
         .await;
     }
-    for kind in want.legacy {
-        read_legacy_tag(registry, subject, &digest, *kind, want.contents, &mut found).await?;
+    for part in legacy {
+        let part = part?;
+        found.legacy_tags.extend(part.legacy_tags);
+        found.legacy.extend(part.legacy);
+        found.skipped.extend(part.skipped);
     }
     Ok(found)
+}
+
+/// One referrer, read: its manifest and, for a bundle, the bundle.
+enum Read {
+    Bundle(Box<FoundBundle>),
+    Legacy(Discovered),
+    Other(OtherReferrer),
+    Skipped(Skipped),
 }
 
 async fn read_referrers(
@@ -134,119 +159,134 @@ async fn read_referrers(
             ),
         ));
     }
-    let fetches = listed
+    // Each referrer's manifest and then its bundle, all referrers at once: on a registry
+    // that takes milliseconds per request, one chain at a time is what makes verification slow.
+    let reads = listed
         .iter()
         .take(MAX_REFERRERS)
-        .map(|(source, d)| async move {
-            let at = subject.at_digest(&d.digest);
-            let result = registry.require_manifest(&at).await;
-            (*source, (*d).clone(), result)
-        });
-    for (source, referrer, fetched) in join_all(fetches).await {
-        let what = format!("referrer {}", referrer.digest);
-        let manifest = match fetched.and_then(|f| {
+        .map(|(source, d)| read_referrer(registry, subject, digest, *source, d, contents));
+    for read in join_all(reads).await {
+        match read {
+            Read::Bundle(b) => found.bundles.push(*b),
+            Read::Legacy(d) => {
+                found.legacy.extend(d.legacy);
+                found.skipped.extend(d.skipped);
+            }
+            Read::Other(o) => found.other.push(o),
+            Read::Skipped(s) => found.skipped.push(s),
+        }
+    }
+}
+
+async fn read_referrer(
+    registry: &Registry,
+    subject: &ImageRef,
+    digest: &Digest,
+    source: ReferrersSource,
+    referrer: &Descriptor,
+    contents: bool,
+) -> Read {
+    let what = format!("referrer {}", referrer.digest);
+    let manifest = match registry
+        .require_manifest(&subject.at_digest(&referrer.digest))
+        .await
+        .and_then(|f| {
             Manifest::from_json(&f.bytes).map_err(|e| RegistryError::Malformed {
                 what: what.clone(),
                 detail: e.to_string(),
             })
         }) {
-            Ok(m) => m,
-            Err(e) => {
-                found.skipped.push(skipped(what, e));
-                continue;
-            }
-        };
-        // A tag schema index is anyone's to write: a listed manifest must name this image
-        // as its subject, or it is about something else.
-        match &manifest.subject {
-            Some(s) if s.digest == *digest => {}
-            Some(s) => {
-                found.skipped.push(skipped(
-                    what,
-                    format!("its subject is {}, not {digest}", s.digest),
-                ));
-                continue;
-            }
-            None => {
-                found.skipped.push(skipped(
-                    what,
-                    "it names no subject, so it refers to nothing",
-                ));
-                continue;
-            }
+        Ok(m) => m,
+        Err(e) => return Read::Skipped(skipped(what, e)),
+    };
+    // A tag schema index is anyone's to write: a listed manifest must name this image as its
+    // subject, or it is about something else.
+    match &manifest.subject {
+        Some(s) if s.digest == *digest => {}
+        Some(s) => {
+            return Read::Skipped(skipped(
+                what,
+                format!("its subject is {}, not {digest}", s.digest),
+            ));
         }
-        let artifact_type = manifest
-            .artifact_type
-            .clone()
-            .or_else(|| Some(manifest.config.media_type.clone()));
-        let bundle_layer = match manifest.layers.as_slice() {
-            [only]
-                if only
-                    .media_type
-                    .starts_with(cosign::BUNDLE_MEDIA_TYPE_PREFIX) =>
-            {
-                Some(only.clone())
+        None => {
+            return Read::Skipped(skipped(
+                what,
+                "it names no subject, so it refers to nothing",
+            ));
+        }
+    }
+    let artifact_type = manifest
+        .artifact_type
+        .clone()
+        .or_else(|| Some(manifest.config.media_type.clone()));
+    let bundle_layer = match manifest.layers.as_slice() {
+        [only]
+            if only
+                .media_type
+                .starts_with(cosign::BUNDLE_MEDIA_TYPE_PREFIX) =>
+        {
+            Some(only.clone())
+        }
+        _ => None,
+    };
+    if let Some(layer) = bundle_layer {
+        let bundle_json = if contents {
+            match registry.blob(subject, &layer, MAX_ATTACHMENT_BYTES).await {
+                Ok(b) => b,
+                Err(e) => return Read::Skipped(skipped(what, e)),
             }
-            _ => None,
-        };
-        if let Some(layer) = bundle_layer {
-            let bundle_json = if contents {
-                match registry.blob(subject, &layer, MAX_ATTACHMENT_BYTES).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        found.skipped.push(skipped(what, e));
-                        continue;
-                    }
-                }
-            } else {
-                Vec::new()
-            };
-            found.bundles.push(FoundBundle {
-                referrer,
-                source,
-                manifest,
-                bundle_json,
-            });
-        } else if artifact_type.as_deref() == Some(cosign::LEGACY_REFERRER_ARTIFACT_TYPE) {
-            let origin = format!("referrer {}", referrer.digest);
-            read_layers(
-                registry,
-                subject,
-                LegacyTag::Signatures,
-                &origin,
-                &manifest.layers,
-                contents,
-                found,
-            )
-            .await;
         } else {
-            found.other.push(OtherReferrer {
-                referrer,
-                source,
-                artifact_type,
-            });
-        }
+            Vec::new()
+        };
+        Read::Bundle(Box::new(FoundBundle {
+            referrer: referrer.clone(),
+            source,
+            manifest,
+            bundle_json,
+        }))
+    } else if artifact_type.as_deref() == Some(cosign::LEGACY_REFERRER_ARTIFACT_TYPE) {
+        let mut part = Discovered::default();
+        let origin = format!("referrer {}", referrer.digest);
+        read_layers(
+            registry,
+            subject,
+            LegacyTag::Signatures,
+            &origin,
+            &manifest.layers,
+            contents,
+            &mut part,
+        )
+        .await;
+        Read::Legacy(part)
+    } else {
+        Read::Other(OtherReferrer {
+            referrer: referrer.clone(),
+            source,
+            artifact_type,
+        })
     }
 }
 
+/// One legacy tag, read into a part of the result.
 async fn read_legacy_tag(
     registry: &Registry,
     subject: &ImageRef,
     digest: &Digest,
     kind: LegacyTag,
     contents: bool,
-    found: &mut Discovered,
-) -> Result<(), RegistryError> {
+) -> Result<Discovered, RegistryError> {
+    let mut found = Discovered::default();
     let tag = subject.at_tag(&kind.tag_for(digest));
     let Some(fetched) = registry.manifest(&tag).await? else {
-        return Ok(());
+        return Ok(found);
     };
     found.legacy_tags.push((kind, fetched.digest.to_string()));
     let manifest = match Manifest::from_json(&fetched.bytes) {
         Ok(m) => m,
         Err(e) => {
             found.skipped.push(skipped(tag.to_string(), e));
-            return Ok(());
+            return Ok(found);
         }
     };
     read_layers(
@@ -256,10 +296,10 @@ async fn read_legacy_tag(
         &tag.to_string(),
         &manifest.layers,
         contents,
-        found,
+        &mut found,
     )
     .await;
-    Ok(())
+    Ok(found)
 }
 
 async fn read_layers(

@@ -1,8 +1,10 @@
 //! Talking to OCI registries.
 //!
-//! Blob uploads and downloads, token challenges and reference parsing go through the
-//! `oci-client` crate. What it lacks is added here: every manifest read is bounded in size
-//! and checked against its digest (and against the registry's own digest header), the
+//! Blob uploads, cross-repository copies, token challenges and reference parsing go through
+//! the `oci-client` crate. What it lacks is added here: every manifest and blob read is
+//! bounded in size and checked against its digest (and against the registry's own digest
+//! header); reads are plain GETs because `oci-client` 0.18 re-pings `/v2/` before every
+//! anonymous request, which doubled the requests of a verification; the
 //! registry's Content-Type is kept (a subject descriptor needs it), the referrers API is
 //! told apart from the referrers tag schema, and the scheme is chosen by trying https first
 //! and falling back to plain http only where that is allowed (loopback, or when asked).
@@ -170,6 +172,8 @@ impl Referrers {
 pub struct Registry {
     options: RegistryOptions,
     hosts: tokio::sync::Mutex<HashMap<String, Arc<Host>>>,
+    /// One HTTP client for every host (its TLS roots are loaded once).
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,11 +187,38 @@ enum Challenge {
 struct Host {
     name: String,
     base: String,
-    oci: oci_client::Client,
+    scheme: &'static str,
+    /// Built on first use: only writes, copies and token exchanges need it, and building
+    /// one loads the system's TLS roots (twice, in oci-client 0.18).
+    oci: tokio::sync::OnceCell<oci_client::Client>,
+    options: RegistryOptions,
     http: reqwest::Client,
     credential: Credential,
     challenge: Challenge,
     tokens: tokio::sync::Mutex<HashMap<(String, bool), Option<HeaderValue>>>,
+}
+
+/// The system's CA roots from its one bundle file (`$SSL_CERT_FILE`, else the distribution's),
+/// unless only a certificate directory was asked for (`$SSL_CERT_DIR` without
+/// `$SSL_CERT_FILE`). Reading the bundle is one file; the platform default walks every file
+/// of `/etc/ssl/certs`, which costs 5 ms of CPU and 10 ms of wall time per command.
+fn system_roots() -> Option<Vec<reqwest::Certificate>> {
+    if std::env::var_os("SSL_CERT_DIR").is_some() && std::env::var_os("SSL_CERT_FILE").is_none() {
+        return None;
+    }
+    let candidates = [
+        std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from),
+        Some("/etc/ssl/certs/ca-certificates.crt".into()),
+        Some("/etc/pki/tls/certs/ca-bundle.crt".into()),
+        Some("/etc/ssl/ca-bundle.pem".into()),
+        Some("/etc/ssl/cert.pem".into()),
+    ];
+    let pem = candidates
+        .into_iter()
+        .flatten()
+        .find_map(|path| std::fs::read(path).ok())?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).ok()?;
+    (!roots.is_empty()).then_some(roots)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -320,55 +351,45 @@ impl Registry {
         Registry {
             options,
             hosts: tokio::sync::Mutex::new(HashMap::new()),
+            http: std::sync::OnceLock::new(),
         }
     }
 
     fn http_client(&self) -> Result<reqwest::Client, RegistryError> {
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
+        let client = self.build_http_client()?;
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+
+    fn build_http_client(&self) -> Result<reqwest::Client, RegistryError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("sigil/", env!("CARGO_PKG_VERSION")))
             .timeout(self.options.timeout)
             .connect_timeout(Duration::from_secs(10));
+        let mut extra = Vec::new();
         for pem in &self.options.ca_certs_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| RegistryError::CaCert(e.to_string()))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
+            extra.extend(
+                reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| RegistryError::CaCert(e.to_string()))?,
+            );
         }
+        builder = match system_roots() {
+            Some(mut roots) => {
+                roots.extend(extra);
+                builder.tls_certs_only(roots)
+            }
+            None => extra
+                .into_iter()
+                .fold(builder, |b, cert| b.add_root_certificate(cert)),
+        };
         if self.options.insecure == Insecure::AllowHttpAndUnverifiedTls {
             builder = builder.danger_accept_invalid_certs(true);
         }
         builder
             .build()
             .map_err(|e| RegistryError::CaCert(error_chain(&e)))
-    }
-
-    fn oci_client(&self, scheme: &str) -> oci_client::Client {
-        use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-        oci_client::Client::new(ClientConfig {
-            protocol: if scheme == "http" {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            extra_root_certificates: self
-                .options
-                .ca_certs_pem
-                .iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
-            accept_invalid_certificates: self.options.insecure
-                == Insecure::AllowHttpAndUnverifiedTls,
-            // Attachments are small; two requests beat a chunked session.
-            use_monolithic_push: true,
-            read_timeout: Some(self.options.timeout),
-            connect_timeout: Some(Duration::from_secs(10)),
-            user_agent: concat!("sigil/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        })
     }
 
     /// The host, connected once: scheme chosen, challenge known, credentials resolved.
@@ -378,8 +399,13 @@ impl Registry {
             return Ok(h.clone());
         }
         let http = self.http_client()?;
-        let http_allowed = self.options.insecure != Insecure::No || is_loopback(name);
-        let schemes: &[&str] = if http_allowed {
+        let loopback = is_loopback(name);
+        let http_allowed = self.options.insecure != Insecure::No || loopback;
+        // Loopback traffic never leaves the machine, and a loopback registry is most often
+        // plain http: asking that first spares a TLS handshake that would fail.
+        let schemes: &[&'static str] = if loopback {
+            &["http", "https"]
+        } else if http_allowed {
             &["https", "http"]
         } else {
             &["https"]
@@ -438,12 +464,12 @@ impl Registry {
             _ => Challenge::None,
         };
         let credential = self.options.credentials.for_registry(name)?;
-        let oci = self.oci_client(scheme);
-        oci.store_auth_if_needed(name, &credential.to_oci()).await;
         let host = Arc::new(Host {
             name: name.to_string(),
             base: format!("{scheme}://{name}"),
-            oci,
+            scheme,
+            oci: tokio::sync::OnceCell::new(),
+            options: self.options.clone(),
             http,
             credential,
             challenge,
@@ -455,8 +481,7 @@ impl Registry {
 
     /// The scheme a registry answered on (`https` or `http`).
     pub async fn scheme(&self, registry: &str) -> Result<String, RegistryError> {
-        let host = self.host(registry).await?;
-        Ok(host.base.split("://").next().unwrap_or("https").to_string())
+        Ok(self.host(registry).await?.scheme.to_string())
     }
 
     /// Fetches a manifest by tag or digest. `Ok(None)` when the registry does not have it.
@@ -497,13 +522,15 @@ impl Registry {
         let reference = repository.at_digest(&digest).to_oci();
         let what = format!("blob {digest}");
         let exists = host
-            .oci
+            .oci()
+            .await
             .blob_exists(&reference, &digest.to_string())
             .await
             .map_err(|e| oci_error(&what, &host, repository.repository(), e))?;
         if !exists {
             let pushed = host
-                .oci
+                .oci()
+                .await
                 .push_blob(&reference, content.to_vec(), &digest.to_string())
                 .await;
             tolerate_missing_location(&host, &reference, &digest, pushed)
@@ -591,7 +618,8 @@ impl Registry {
         let what = format!("blob {digest}");
         let target = to.at_digest(&descriptor.digest).to_oci();
         if dst
-            .oci
+            .oci()
+            .await
             .blob_exists(&target, &digest)
             .await
             .map_err(|e| oci_error(&what, &dst, to.repository(), e))?
@@ -600,17 +628,24 @@ impl Registry {
         }
         if from.registry() == to.registry()
             && dst
-                .oci
+                .oci()
+                .await
                 .mount_blob(&target, &from.to_oci(), &digest)
                 .await
                 .is_ok()
-            && dst.oci.blob_exists(&target, &digest).await.unwrap_or(false)
+            && dst
+                .oci()
+                .await
+                .blob_exists(&target, &digest)
+                .await
+                .unwrap_or(false)
         {
             return Ok(());
         }
         let src = self.host(from.registry()).await?;
         let stream = src
-            .oci
+            .oci()
+            .await
             .pull_blob_stream(
                 &from.at_digest(&descriptor.digest).to_oci(),
                 &oci_descriptor(descriptor),
@@ -620,7 +655,8 @@ impl Registry {
         let stream =
             stream.map(|chunk| chunk.map_err(oci_client::errors::OciDistributionError::IoError));
         let pushed = dst
-            .oci
+            .oci()
+            .await
             .push_blob_stream(&target, stream, &digest, Some(descriptor.size))
             .await;
         tolerate_missing_location(&dst, &target, &descriptor.digest, pushed)
@@ -637,9 +673,11 @@ impl Registry {
             what: subject.to_string(),
             detail: "referrers are listed for a digest, not a tag".into(),
         })?;
-        let api = host.referrers_api(subject, digest).await?;
         let tag = subject.at_tag(&digest.tag_stem());
-        let tag_schema = match host.manifest(&tag).await? {
+        let (api, tagged) =
+            futures_util::join!(host.referrers_api(subject, digest), host.manifest(&tag));
+        let api = api?;
+        let tag_schema = match tagged? {
             None => None,
             Some(f) => Some(
                 Index::from_json(&f.bytes).map_err(|e| RegistryError::Malformed {
@@ -674,7 +712,12 @@ async fn tolerate_missing_location(
     match pushed {
         Ok(_) => Ok(()),
         Err(oci_client::errors::OciDistributionError::RegistryNoLocationError) => {
-            if host.oci.blob_exists(reference, &digest.to_string()).await? {
+            if host
+                .oci()
+                .await
+                .blob_exists(reference, &digest.to_string())
+                .await?
+            {
                 Ok(())
             } else {
                 Err(oci_client::errors::OciDistributionError::RegistryNoLocationError)
@@ -682,6 +725,32 @@ async fn tolerate_missing_location(
         }
         Err(e) => Err(e),
     }
+}
+
+fn build_oci_client(options: &RegistryOptions, scheme: &str) -> oci_client::Client {
+    use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+    oci_client::Client::new(ClientConfig {
+        protocol: if scheme == "http" {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        extra_root_certificates: options
+            .ca_certs_pem
+            .iter()
+            .map(|pem| Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect(),
+        accept_invalid_certificates: options.insecure == Insecure::AllowHttpAndUnverifiedTls,
+        // Attachments are small; two requests beat a chunked session.
+        use_monolithic_push: true,
+        read_timeout: Some(options.timeout),
+        connect_timeout: Some(Duration::from_secs(10)),
+        user_agent: concat!("sigil/", env!("CARGO_PKG_VERSION")),
+        ..ClientConfig::default()
+    })
 }
 
 fn oci_descriptor(d: &Descriptor) -> oci_client::manifest::OciDescriptor {
@@ -694,6 +763,19 @@ fn oci_descriptor(d: &Descriptor) -> oci_client::manifest::OciDescriptor {
 }
 
 impl Host {
+    /// The oci-client for this host, built on first use with the host's credentials.
+    async fn oci(&self) -> &oci_client::Client {
+        self.oci
+            .get_or_init(|| async {
+                let client = build_oci_client(&self.options, self.scheme);
+                client
+                    .store_auth_if_needed(&self.name, &self.credential.to_oci())
+                    .await;
+                client
+            })
+            .await
+    }
+
     /// The Authorization header for direct requests to `repository`.
     async fn authorization(
         &self,
@@ -732,7 +814,8 @@ impl Host {
                     oci_client::RegistryOperation::Pull
                 };
                 let token = self
-                    .oci
+                    .oci()
+                    .await
                     .auth(&reference, &self.credential.to_oci(), op)
                     .await
                     .map_err(|e| oci_error("a registry token", self, repository, e))?;
@@ -837,50 +920,47 @@ impl Host {
         limit: u64,
     ) -> Result<Vec<u8>, RegistryError> {
         let what = format!("blob {}", descriptor.digest);
-        let too_large = || RegistryError::TooLarge {
-            what: what.clone(),
-            limit,
-        };
         if descriptor.size > limit {
-            return Err(too_large());
+            return Err(RegistryError::TooLarge { what, limit });
         }
-        let reference = repository.at_digest(&descriptor.digest).to_oci();
-        let mut stream = self
-            .oci
-            .pull_blob_stream(&reference, &oci_descriptor(descriptor))
+        let url = format!(
+            "{}/v2/{}/blobs/{}",
+            self.base,
+            repository.repository(),
+            descriptor.digest
+        );
+        // A redirect to blob storage on another host is followed without the Authorization
+        // header (reqwest drops it across hosts).
+        let response = self
+            .get(&url, repository.repository(), "*/*", &what)
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound { what });
+        }
+        if status != StatusCode::OK {
+            let body = read_bounded(response, 64 * 1024, &what)
+                .await
+                .unwrap_or_default();
+            return Err(RegistryError::Http {
+                what,
+                status: status.as_u16(),
+                message: excerpt(&body),
+            });
+        }
+        // The descriptor's size bounds the read: more bytes than it names is content that
+        // cannot match the digest.
+        let limit_bytes = usize::try_from(descriptor.size).unwrap_or(usize::MAX);
+        let body = read_bounded(response, limit_bytes, &what)
             .await
-            .map_err(|e| oci_error(&what, self, repository.repository(), e))?;
-        if stream.content_length.is_some_and(|n| n > descriptor.size) {
-            return Err(too_large());
-        }
-        let mut body =
-            Vec::with_capacity(usize::try_from(descriptor.size).unwrap_or(0).min(1 << 20));
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                // The verifying stream reports a digest mismatch as an I/O error at the end.
-                let text = e.to_string();
-                if text.to_ascii_lowercase().contains("digest") {
-                    RegistryError::DigestMismatch {
-                        what: what.clone(),
-                        expected: descriptor.digest.to_string(),
-                        actual: text,
-                    }
-                } else {
-                    RegistryError::Request {
-                        what: what.clone(),
-                        detail: text,
-                    }
-                }
-            })?;
-            if (body.len() + chunk.len()) as u64 > descriptor.size {
-                return Err(RegistryError::DigestMismatch {
-                    what: what.clone(),
+            .map_err(|e| match e {
+                RegistryError::TooLarge { what, .. } => RegistryError::DigestMismatch {
+                    what,
                     expected: format!("{} ({} bytes)", descriptor.digest, descriptor.size),
                     actual: "more bytes than the descriptor's size".into(),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+                },
+                other => other,
+            })?;
         if !descriptor.digest.matches(&body) {
             return Err(RegistryError::DigestMismatch {
                 what,

@@ -177,6 +177,12 @@ fn verify_with(
     let shape = check_shape(bundle, options)?;
     let entry = shape.entry;
     let signer = signer_material(&bundle.verification_material.content, shape.version, policy)?;
+    // The identity is a string comparison on the parsed certificate: refusing a bundle by
+    // someone else before any signature check makes an image with many signers cheap to
+    // verify. Passing here proves nothing; verify_certificate repeats it after the chain.
+    if let (SignerKey::Certificate(leaf), Policy::Identity(p)) = (&signer, policy) {
+        identity::check_identity(leaf, p)?;
+    }
 
     let (log, log_key) = tlog::find_log(&v.root.tlogs, entry)?;
     let times = establish_times(v, &shape, log, &log_key)?;
