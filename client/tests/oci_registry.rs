@@ -172,6 +172,7 @@ async fn basic_auth_over_tls_with_a_private_ca() {
     let reg = DockerRegistry::start_with(sigil_tests::registry::RegistryOptions {
         basic_auth: Some(("ci".into(), "s3cret".into())),
         tls: true,
+        ..Default::default()
     });
     let host = reg.host();
     let ca = reg.ca_path().unwrap();
@@ -377,4 +378,85 @@ async fn credentials_do_not_follow_a_redirect_to_another_host() {
         "credentials were sent to the storage host:\n{}",
         seen[0]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_challenge_with_credentials_from_the_docker_config() {
+    use sigil_client::oci::RegistryError;
+    use sigil_tests::registry::TokenServer;
+    let tokens = TokenServer::start("ci", "s3cret");
+    let reg = DockerRegistry::start_with(sigil_tests::registry::RegistryOptions {
+        token_auth: Some(tokens.auth.clone()),
+        ..Default::default()
+    });
+    let host = reg.host();
+    let creds = tempfile::tempdir().unwrap();
+    let config = docker_config(creds.path(), &host, "ci", "s3cret");
+    let registry = Registry::new(RegistryOptions {
+        credentials: CredentialSource {
+            explicit: None,
+            docker_config: Some(config),
+        },
+        ..RegistryOptions::default()
+    });
+    // crane (go-containerregistry) refuses any token server on a private address, so the
+    // image is pushed by sigil's own registry client.
+    let repo = ImageRef::parse(&format!("{host}/tokened:v1")).unwrap();
+    let layer = b"behind tokens".to_vec();
+    let config_blob = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    registry.push_blob(&repo, &layer).await.unwrap();
+    registry.push_blob(&repo, config_blob).await.unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": Digest::sha256_of(config_blob).to_string(), "size": config_blob.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": Digest::sha256_of(&layer).to_string(), "size": layer.len()}]
+    })
+    .to_string();
+    let digest = registry
+        .push_manifest(
+            &repo,
+            manifest.as_bytes(),
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+        .await
+        .unwrap();
+    assert!(
+        tokens.issued() > 0,
+        "the push went through the token server"
+    );
+    let issued_before_reads = tokens.issued();
+    let image = ImageRef::parse(&format!("{host}/tokened@{digest}")).unwrap();
+    let subject = registry
+        .require_manifest(&image)
+        .await
+        .unwrap()
+        .descriptor();
+    // A write (push scope) and the read-back of the tag schema index, all with tokens.
+    let attached = attach_bundle(
+        &registry,
+        &image,
+        &subject,
+        &BundleAttachment {
+            bundle_json: b"{\"behind\":\"tokens\"}",
+            content: "dsse-envelope",
+            predicate_type: cosign::SIGN_PREDICATE_TYPE,
+            created: "2026-11-30T00:00:00Z",
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(attached.layout, "referrers-tag-schema");
+    let listed = registry.referrers(&image).await.unwrap();
+    assert_eq!(listed.all().len(), 1);
+    assert!(
+        tokens.issued() > issued_before_reads,
+        "reads asked for a pull token"
+    );
+
+    // Without credentials the token grants nothing, and the registry says so.
+    let err = anonymous().require_manifest(&image).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
 }

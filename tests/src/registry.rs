@@ -58,8 +58,19 @@ fn which(tool: &str) -> bool {
 pub struct RegistryOptions {
     /// htpasswd Basic auth with this username and password.
     pub basic_auth: Option<(String, String)>,
+    /// Bearer-token auth (distribution's `auth: token`) against this token server.
+    pub token_auth: Option<TokenAuth>,
     /// Serve https with a certificate from a fresh test CA.
     pub tls: bool,
+}
+
+/// What the registry needs to accept a [`TokenServer`]'s tokens.
+#[derive(Clone, Debug)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    pub root_cert: PathBuf,
 }
 
 /// A running `docker-registry`, killed on drop.
@@ -106,6 +117,15 @@ impl DockerRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: sigil-test\n    path: {}\n",
                 path.display()
+            ));
+        }
+        if let Some(t) = &options.token_auth {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                t.service,
+                t.issuer,
+                t.root_cert.display()
             ));
         }
         let config_path = dir.path().join("config.yml");
@@ -453,5 +473,152 @@ pub mod raw {
         }
         assert!(response.status().is_success());
         Some(response.json().await.unwrap())
+    }
+}
+
+/// A registry token server (the Docker token protocol): `GET /token?service=S&scope=...` with
+/// Basic credentials answers `{"token": JWT}` granting the requested actions, signed ES256 with
+/// the certificate in `x5c` that the registry trusts. Anonymous requests get a token with no
+/// access. It records how many tokens it issued.
+pub struct TokenServer {
+    pub auth: TokenAuth,
+    issued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+impl TokenServer {
+    pub fn start(username: &str, password: &str) -> TokenServer {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sigil test token signer",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| missing_tool("openssl", &e.to_string()));
+        assert!(
+            out.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pem_body = |text: &str| -> Vec<u8> {
+            let b64: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+            STANDARD.decode(b64).unwrap()
+        };
+        let cert_der = pem_body(&std::fs::read_to_string(dir.path().join("token.pem")).unwrap());
+        let key_der = pem_body(&std::fs::read_to_string(dir.path().join("token.key")).unwrap());
+        let key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &key_der,
+        )
+        .expect("openssl wrote a PKCS#8 P-256 key");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let auth = TokenAuth {
+            realm: format!("http://{addr}/token"),
+            service: "sigil-test-registry".into(),
+            issuer: "sigil-test-token-issuer".into(),
+            root_cert: dir.path().join("token.pem"),
+        };
+        let expected = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{username}:{password}"))
+        );
+        let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (issuer, service, counter) =
+            (auth.issuer.clone(), auth.service.clone(), issued.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                let authorized = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:")
+                        && l[14..].trim() == expected
+                });
+                let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+                let access: Vec<serde_json::Value> = url::form_urlencoded::parse(query.as_bytes())
+                    .filter(|(k, _)| k == "scope")
+                    .filter_map(|(_, scope)| {
+                        let mut parts = scope.splitn(3, ':');
+                        let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                        Some(serde_json::json!({
+                            "type": kind, "name": name,
+                            "actions": if authorized { actions.split(',').collect::<Vec<_>>() } else { vec![] },
+                        }))
+                    })
+                    .collect();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "x5c": [STANDARD.encode(&cert_der)]});
+                let claims = serde_json::json!({
+                    "iss": issuer, "sub": if authorized { "ci" } else { "" }, "aud": service,
+                    "exp": now + 300, "nbf": now - 10, "iat": now,
+                    "jti": format!("{now}-{}", counter.load(std::sync::atomic::Ordering::SeqCst)),
+                    "access": access,
+                });
+                let signing_input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(claims.to_string())
+                );
+                let sig = key
+                    .sign(
+                        &aws_lc_rs::rand::SystemRandom::new(),
+                        signing_input.as_bytes(),
+                    )
+                    .unwrap();
+                let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let body =
+                    serde_json::json!({"token": token, "access_token": token, "expires_in": 300})
+                        .to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer {
+            auth,
+            issued,
+            _dir: dir,
+        }
+    }
+
+    /// Tokens issued so far.
+    pub fn issued(&self) -> usize {
+        self.issued.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -221,6 +221,67 @@ fn system_roots() -> Option<Vec<reqwest::Certificate>> {
     (!roots.is_empty()).then_some(roots)
 }
 
+/// Credentials go to the token server a registry names in its bearer challenge, so that
+/// server is held to go-containerregistry's rules (its #2258): https unless the registry
+/// itself is plain http, and no private, loopback or link-local address unless the registry
+/// is on such an address too (a public registry must not aim credentials into the local
+/// network or at a cloud metadata service).
+fn check_realm(challenge: &str, registry: &str, scheme: &str) -> Result<(), RegistryError> {
+    let refuse = |why: String| RegistryError::Unreachable {
+        registry: registry.to_string(),
+        detail: format!("refusing its token server: {why}"),
+    };
+    let realm = challenge
+        .split_once("realm=\"")
+        .and_then(|(_, rest)| rest.split('"').next())
+        .ok_or_else(|| refuse("the bearer challenge names no realm".into()))?;
+    let url = reqwest::Url::parse(realm).map_err(|e| refuse(format!("realm {realm:?}: {e}")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if scheme == "http" => {}
+        other => {
+            return Err(refuse(format!(
+                "realm {realm} uses {other}, not https, for a registry reached over {scheme}"
+            )));
+        }
+    }
+    let realm_host = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    if realm_host == registry || is_private_address(registry) {
+        return Ok(());
+    }
+    if is_private_address(url.host_str().unwrap_or_default()) {
+        return Err(refuse(format!(
+            "realm {realm} is a private or link-local address and the registry is not"
+        )));
+    }
+    Ok(())
+}
+
+/// A loopback, private (RFC 1918, unique local) or link-local IP literal, or `localhost`.
+fn is_private_address(host: &str) -> bool {
+    let name = host
+        .rsplit_once(':')
+        .filter(|(h, port)| !h.ends_with(':') && port.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(host);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    match name.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+        Err(_) => false,
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let name = host
         .rsplit_once(':')
@@ -448,14 +509,19 @@ impl Registry {
         };
         let challenge = match response.status() {
             StatusCode::UNAUTHORIZED => {
-                let scheme_word = response
+                let header = response
                     .headers()
                     .get(WWW_AUTHENTICATE)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_string();
+                let scheme_word = header
+                    .split_whitespace()
+                    .next()
                     .unwrap_or_default()
                     .to_ascii_lowercase();
                 if scheme_word == "bearer" {
+                    check_realm(&header, name, scheme)?;
                     Challenge::Bearer
                 } else {
                     Challenge::Basic
@@ -1066,6 +1132,60 @@ mod tests {
         for no in ["registry.example", "10.0.0.1:5000", "localhost.example.com"] {
             assert!(!is_loopback(no), "{no}");
         }
+    }
+
+    #[test]
+    fn token_servers_are_held_to_https_and_public_addresses() {
+        let challenge = |realm: &str| format!("Bearer realm=\"{realm}\",service=\"r\"");
+        // The usual case: a public registry and its public https token server.
+        check_realm(
+            &challenge("https://auth.example.com/token"),
+            "registry.example.com",
+            "https",
+        )
+        .unwrap();
+        // A public registry aiming at the local network or a metadata service.
+        for realm in [
+            "https://169.254.169.254/latest",
+            "https://10.0.0.5/token",
+            "https://127.0.0.1:8080/token",
+            "https://[fd00:ec2::254]/token",
+            "https://localhost/token",
+        ] {
+            assert!(
+                check_realm(&challenge(realm), "registry.example.com", "https").is_err(),
+                "{realm}"
+            );
+        }
+        assert!(
+            check_realm(
+                &challenge("http://auth.example.com/token"),
+                "registry.example.com",
+                "https"
+            )
+            .is_err()
+        );
+        assert!(check_realm("Bearer service=\"r\"", "registry.example.com", "https").is_err());
+        // A registry on a private address may have its token server there too.
+        check_realm(
+            &challenge("http://127.0.0.1:9000/token"),
+            "127.0.0.1:5000",
+            "http",
+        )
+        .unwrap();
+        check_realm(
+            &challenge("https://10.0.0.6/token"),
+            "10.0.0.5:443",
+            "https",
+        )
+        .unwrap();
+        // The registry itself is always an acceptable realm.
+        check_realm(
+            &challenge("https://registry.example.com/token"),
+            "registry.example.com",
+            "https",
+        )
+        .unwrap();
     }
 
     #[test]
