@@ -48,6 +48,23 @@ fn free_port() -> u16 {
 impl Stack {
     /// sigild with its CA trusting `issuer_url` as an email issuer (unencrypted dev CA keys).
     pub fn start(issuer_url: &str) -> Stack {
+        Stack::spawn(&[
+            "--oidc-issuer",
+            issuer_url,
+            "--insecure-unencrypted-ca-keys",
+        ])
+    }
+
+    /// `sigild serve --dev`: the quick start's stack, with its loopback development issuer on
+    /// a free port. Returns the stack and the issuer's URL.
+    pub fn start_dev() -> (Stack, String) {
+        let issuer = format!("127.0.0.1:{}", free_port());
+        let stack = Stack::spawn(&["--dev", "--dev-issuer-listen", &issuer]);
+        (stack, format!("http://{issuer}"))
+    }
+
+    /// `sigild serve` on a free port with a temporary data dir and `extra` flags.
+    fn spawn(extra: &[&str]) -> Stack {
         let sigild = workspace_binary("sigild", "sigild");
         let data = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -56,11 +73,7 @@ impl Stack {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data.path())
-            .args([
-                "--oidc-issuer",
-                issuer_url,
-                "--insecure-unencrypted-ca-keys",
-            ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -74,34 +87,6 @@ impl Stack {
         };
         stack.wait_healthy();
         stack
-    }
-
-    /// `sigild serve --dev`: the quick start's stack, with its loopback development issuer on
-    /// a free port. Returns the stack and the issuer's URL.
-    pub fn start_dev() -> (Stack, String) {
-        let sigild = workspace_binary("sigild", "sigild");
-        let data = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let issuer_port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(sigild)
-            .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--dev-issuer-listen", &format!("127.0.0.1:{issuer_port}")])
-            .arg("--data-dir")
-            .arg(data.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn sigild");
-        let mut stack = Stack {
-            child,
-            url,
-            data_dir: data.path().to_path_buf(),
-            _data: data,
-        };
-        stack.wait_healthy();
-        (stack, format!("http://127.0.0.1:{issuer_port}"))
     }
 
     fn wait_healthy(&mut self) {

@@ -342,6 +342,38 @@ async fn keyed_signatures_cross_verify_between_sigil_and_cosign() {
             "sigil verify --key",
         );
         assert_eq!(payloads(&out).len(), 1);
+
+        // A keyed attestation, checked by cosign with the public key.
+        let predicate = provenance(&w);
+        let mut args = vec![
+            "attest",
+            image.as_str(),
+            "--key",
+            key,
+            "--server",
+            w.stack.url.as_str(),
+            "--predicate",
+            predicate.to_str().unwrap(),
+            "--type",
+            "slsaprovenance1",
+        ];
+        if legacy {
+            args.push("--legacy-tags");
+        }
+        ok(w.sigil(&args), "sigil attest --key");
+        ok(
+            w.cosign(&[
+                "verify-attestation",
+                "--type",
+                "slsaprovenance1",
+                "--key",
+                public,
+                "--trusted-root",
+                w.tr(),
+                &image,
+            ]),
+            &format!("cosign verify-attestation --key of sigil's attestation (legacy={legacy})"),
+        );
     }
 
     // cosign signs with sigil's key file; sigil verifies with the public key.

@@ -4,7 +4,7 @@
 //! match its digest, a registry that is down. And concurrency: signers racing on one image
 //! must all end up attached, in both layouts.
 
-use sigil_tests::registry::{DockerRegistry, raw};
+use sigil_tests::registry::{DockerRegistry, ReferrersRegistry, raw};
 use sigil_tests::world::{World, fails, ok};
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -283,6 +283,74 @@ async fn each_failure_has_its_own_message() {
         "cannot reach registry",
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// go-containerregistry's registry stores whatever it is given as a manifest, so it can serve
+/// what no well-behaved registry would: garbage where an index or a referrer should be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_manifests_get_a_clear_error_and_never_a_panic() {
+    let w = World::start().await;
+    let registry = ReferrersRegistry::start();
+    let host = registry.host();
+    let alice = "alice@example.com";
+    let digest = w.images.push(
+        &format!("{host}/garbled:v1"),
+        &[("g", b"garbled".as_slice())],
+    );
+    let image = format!("{host}/garbled@{digest}");
+    ok(w.sigil_sign(&image, alice, &[]).await, "sign");
+    let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+
+    // The tag schema index lists a "manifest" that is not JSON: that candidate is skipped
+    // with the reason, and the real signature (through the referrers API) still verifies.
+    let garbage = b"\x00\x01 not a manifest {".to_vec();
+    let garbage_digest = format!("sha256:{}", sha256_hex(&garbage));
+    raw::put_manifest(&host, "garbled", &garbage_digest, MANIFEST, &garbage).await;
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [{"mediaType": MANIFEST, "digest": garbage_digest, "size": garbage.len()}]
+    });
+    raw::put_manifest(
+        &host,
+        "garbled",
+        &tag,
+        INDEX,
+        &serde_json::to_vec(&index).unwrap(),
+    )
+    .await;
+    let mut args = vec!["verify", image.as_str(), "--output", "json"];
+    args.extend(w.sigil_policy(alice));
+    let r = report(&ok(w.sigil(&args), "verify next to a garbage referrer"));
+    assert_eq!(r["verified"].as_array().unwrap().len(), 1, "{r}");
+    assert!(
+        r["skipped"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("not an OCI manifest"),
+        "{r}"
+    );
+
+    // The tag schema index itself is garbage: the command fails and says what is wrong.
+    // (Stored as an image manifest: this registry parses what it is told is an index.)
+    raw::put_manifest(
+        &host,
+        "garbled",
+        &tag,
+        MANIFEST,
+        b"{\"schemaVersion\": \"two\"}",
+    )
+    .await;
+    let mut args = vec!["verify", image.as_str()];
+    args.extend(w.sigil_policy(alice));
+    let out = fails(
+        w.sigil(&args),
+        "verify with a garbage index",
+        "is not valid",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 fn sha256_hex(content: &[u8]) -> String {

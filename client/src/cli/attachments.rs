@@ -7,23 +7,13 @@ use sigil_proto::cosign;
 use sigil_proto::oci::LegacyTag;
 
 use super::exit;
-use super::image::{Failure, parse_image, registry, report_failure, runtime};
+use super::image::{Failure, Output, failed, parse_image, registry, report_failure, runtime};
 use super::registry_args::RegistryArgs;
 use crate::image::copy::{Part, copy};
 use crate::image::resolve;
 use crate::oci::attached::{Discovered, FoundBundle, Want, discover};
 use crate::oci::registry::ReferrersSource;
 use crate::oci::{ImageRef, Registry};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-fn failed(e: impl std::fmt::Display) -> Failure {
-    Failure::Failed(e.to_string())
-}
 
 /// What a bundle referrer holds, from its (unsigned) annotations: enough to list it.
 fn bundle_kind(predicate_type: Option<&str>) -> &'static str {

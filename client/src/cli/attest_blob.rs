@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 use sigil_proto::bundle::Bundle;
 use sigil_proto::cosign;
@@ -10,7 +10,8 @@ use sigil_proto::intoto::Statement;
 
 use super::exit;
 use super::image::{
-    Failure, expected_predicate, make_signer, predicate_from_file, report_failure, runtime,
+    Output, expected_predicate, failed, make_signer, predicate_from_file, report_failure, runtime,
+    usage,
 };
 use super::sign::{SigningArgs, load_signing_key, resolve_signing};
 use super::verify::{SignerPolicyArgs, TrustArgs, read_file};
@@ -18,20 +19,6 @@ use crate::sign::digest::sha256_file;
 use crate::sign::http_client;
 use crate::trust_source::load_trusted_root;
 use crate::verify::{Artifact, verify_bundle};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-fn failed(e: impl std::fmt::Display) -> Failure {
-    Failure::Failed(e.to_string())
-}
-
-fn usage(e: impl std::fmt::Display) -> Failure {
-    Failure::Usage(e.to_string())
-}
 
 fn default_bundle(file: &Path) -> PathBuf {
     let mut p = file.as_os_str().to_owned();

@@ -47,11 +47,11 @@ impl From<verify_cli::Failure> for Failure {
     }
 }
 
-fn failed(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn failed(e: impl std::fmt::Display) -> Failure {
     Failure::Failed(e.to_string())
 }
 
-fn usage(e: impl std::fmt::Display) -> Failure {
+pub(crate) fn usage(e: impl std::fmt::Display) -> Failure {
     Failure::Usage(e.to_string())
 }
 
@@ -95,10 +95,32 @@ pub(crate) fn registry(args: &RegistryArgs) -> Result<Registry, Failure> {
     Ok(Registry::new(args.options().map_err(usage)?))
 }
 
+/// A summary for people, or one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SignOutput {
+pub enum Output {
     Text,
     Json,
+}
+
+/// How a signature or attestation of an image is published.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// For an image index: also every platform manifest it lists (recursively).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Skip the confirmation asked at a terminal before a keyless signature publishes your
+    /// identity in the transparency log (CI never asks).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Store the signature in the registry (--upload=false: only write --bundle).
+    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
+    pub upload: bool,
+    /// Also write the bundle to FILE (one image, without --recursive).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: Option<PathBuf>,
+    /// Write cosign's legacy layout (sha256-<hex>.sig, .att) instead of a bundle referrer.
+    #[arg(long)]
+    pub legacy_tags: bool,
 }
 
 const SIGN_ABOUT: &str = "\
@@ -136,27 +158,13 @@ pub struct SignArgs {
     /// Annotation to sign with the image (key=value, repeatable).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
-    /// For an image index: sign the index and every platform manifest in it.
-    #[arg(long)]
-    pub recursive: bool,
-    /// Skip the confirmation asked at a terminal before a keyless signature publishes your
-    /// identity in the transparency log (CI never asks).
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-    /// Store the signature in the registry (--upload=false: only write --bundle).
-    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
-    pub upload: bool,
-    /// Also write the bundle to FILE (one image, without --recursive).
-    #[arg(long, value_name = "FILE")]
-    pub bundle: Option<PathBuf>,
-    /// Write cosign's legacy sha256-<hex>.sig layout instead of a bundle referrer.
-    #[arg(long)]
-    pub legacy_tags: bool,
+    #[command(flatten)]
+    pub publish: PublishArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value = "text")]
-    pub output: SignOutput,
+    pub output: Output,
 }
 
 const ATTEST_ABOUT: &str = "\
@@ -189,25 +197,12 @@ pub struct AttestArgs {
     pub predicate_type: String,
     #[command(flatten)]
     pub signing: SigningArgs,
-    /// For an image index: attest the index and every platform manifest in it.
-    #[arg(long)]
-    pub recursive: bool,
-    /// Skip the confirmation asked at a terminal before a keyless signature.
-    #[arg(short = 'y', long)]
-    pub yes: bool,
-    /// Store the attestation in the registry (--upload=false: only write --bundle).
-    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
-    pub upload: bool,
-    /// Also write the bundle to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub bundle: Option<PathBuf>,
-    /// Write cosign's legacy sha256-<hex>.att layout instead of a bundle referrer.
-    #[arg(long)]
-    pub legacy_tags: bool,
+    #[command(flatten)]
+    pub publish: PublishArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[arg(long, value_enum, default_value = "text")]
-    pub output: SignOutput,
+    pub output: Output,
 }
 
 enum Work {
@@ -246,11 +241,7 @@ fn confirm(yes: bool, log_url: &str) -> Result<(), Failure> {
 struct Plan<'a> {
     signing: &'a SigningArgs,
     images: Vec<ImageRef>,
-    recursive: bool,
-    yes: bool,
-    upload: bool,
-    bundle: Option<&'a PathBuf>,
-    layout: Layout,
+    publish: &'a PublishArgs,
     registry: &'a RegistryArgs,
 }
 
@@ -295,12 +286,13 @@ pub(crate) async fn make_signer<'a>(
 }
 
 fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> {
-    if plan.bundle.is_some() && (plan.images.len() != 1 || plan.recursive) {
+    let p = plan.publish;
+    if p.bundle.is_some() && (plan.images.len() != 1 || p.recursive) {
         return Err(usage(
             "--bundle writes one bundle: give one image and no --recursive",
         ));
     }
-    if !plan.upload && plan.bundle.is_none() {
+    if !p.upload && p.bundle.is_none() {
         return Err(usage(
             "--upload=false keeps the signature out of the registry, so give --bundle FILE to keep it",
         ));
@@ -320,7 +312,7 @@ fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> 
         // logged.
         let mut targets: Vec<Target> = Vec::new();
         for image in &plan.images {
-            let found = if plan.recursive {
+            let found = if p.recursive {
                 resolve_recursive(&registry, image).await
             } else {
                 resolve(&registry, image).await.map(|t| vec![t])
@@ -337,10 +329,14 @@ fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> 
                 );
             }
         }
-        let signer = make_signer(&http, plan.signing, &resolved, key.as_ref(), plan.yes).await?;
+        let signer = make_signer(&http, plan.signing, &resolved, key.as_ref(), p.yes).await?;
         let publish = Publish {
-            layout: plan.layout,
-            upload: plan.upload,
+            layout: if p.legacy_tags {
+                Layout::LegacyTags
+            } else {
+                Layout::Referrers
+            },
+            upload: p.upload,
         };
         let mut out = Vec::new();
         for target in &targets {
@@ -368,7 +364,7 @@ fn run_signing(plan: Plan<'_>, work: Work) -> Result<Vec<SignedImage>, Failure> 
         }
         Ok::<_, Failure>(out)
     })?;
-    if let (Some(path), [only]) = (plan.bundle, signed.as_slice()) {
+    if let (Some(path), [only]) = (p.bundle.as_ref(), signed.as_slice()) {
         std::fs::write(path, only.signed.bundle.to_json_pretty())
             .map_err(|e| usage(format!("cannot write bundle {}: {e}", path.display())))?;
     }
@@ -390,10 +386,10 @@ fn sign_summary(s: &SignedImage) -> Value {
     })
 }
 
-fn report_signed(result: Result<Vec<SignedImage>, Failure>, output: SignOutput, verb: &str) -> u8 {
+fn report_signed(result: Result<Vec<SignedImage>, Failure>, output: Output, verb: &str) -> u8 {
     match result {
-        Err(f) => report_failure(f, output == SignOutput::Json),
-        Ok(signed) if output == SignOutput::Json => {
+        Err(f) => report_failure(f, output == Output::Json),
+        Ok(signed) if output == Output::Json => {
             println!(
                 "{}",
                 json!({"ok": true, "signed": signed.iter().map(sign_summary).collect::<Vec<_>>()})
@@ -442,15 +438,7 @@ pub fn sign(args: SignArgs) -> u8 {
             Plan {
                 signing: &args.signing,
                 images,
-                recursive: args.recursive,
-                yes: args.yes,
-                upload: args.upload,
-                bundle: args.bundle.as_ref(),
-                layout: if args.legacy_tags {
-                    Layout::LegacyTags
-                } else {
-                    Layout::Referrers
-                },
+                publish: &args.publish,
                 registry: &args.registry,
             },
             Work::Sign(annotations),
@@ -481,15 +469,7 @@ pub fn attest(args: AttestArgs) -> u8 {
             Plan {
                 signing: &args.signing,
                 images: vec![image],
-                recursive: args.recursive,
-                yes: args.yes,
-                upload: args.upload,
-                bundle: args.bundle.as_ref(),
-                layout: if args.legacy_tags {
-                    Layout::LegacyTags
-                } else {
-                    Layout::Referrers
-                },
+                publish: &args.publish,
                 registry: &args.registry,
             },
             Work::Attest {

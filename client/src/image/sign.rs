@@ -52,6 +52,28 @@ pub struct SignedImage {
     pub layout: Layout,
 }
 
+/// A DSSE bundle stored as a referrer of `target`.
+async fn store_bundle(
+    registry: &Registry,
+    target: &Target,
+    signed: &SignedBundle,
+    predicate_type: &str,
+) -> Result<Attached, AttachError> {
+    let bundle_json = signed.bundle.to_json();
+    attach_bundle(
+        registry,
+        &target.image,
+        &target.descriptor,
+        &BundleAttachment {
+            bundle_json: bundle_json.as_bytes(),
+            content: "dsse-envelope",
+            predicate_type,
+            created: &now_rfc3339(),
+        },
+    )
+    .await
+}
+
 fn legacy_bundle_annotation(signed: &SignedBundle) -> Option<RekorBundle> {
     signed
         .bundle
@@ -93,21 +115,7 @@ pub async fn sign_image(
             let statement = cosign::image_signature_statement(digest, annotations).to_json();
             let signed = signer.sign_statement(http, &statement).await?;
             let attached = if upload {
-                let bundle_json = signed.bundle.to_json();
-                Some(
-                    attach_bundle(
-                        registry,
-                        &target.image,
-                        &target.descriptor,
-                        &BundleAttachment {
-                            bundle_json: bundle_json.as_bytes(),
-                            content: "dsse-envelope",
-                            predicate_type: cosign::SIGN_PREDICATE_TYPE,
-                            created: &now_rfc3339(),
-                        },
-                    )
-                    .await?,
-                )
+                Some(store_bundle(registry, target, &signed, cosign::SIGN_PREDICATE_TYPE).await?)
             } else {
                 None
             };
@@ -182,21 +190,7 @@ pub async fn attest_image(
     let attached = match (upload, layout) {
         (false, _) => None,
         (true, Layout::Referrers) => {
-            let bundle_json = signed.bundle.to_json();
-            Some(
-                attach_bundle(
-                    registry,
-                    &target.image,
-                    &target.descriptor,
-                    &BundleAttachment {
-                        bundle_json: bundle_json.as_bytes(),
-                        content: "dsse-envelope",
-                        predicate_type,
-                        created: &now_rfc3339(),
-                    },
-                )
-                .await?,
-            )
+            Some(store_bundle(registry, target, &signed, predicate_type).await?)
         }
         (true, Layout::LegacyTags) => {
             let sigil_proto::bundle::SignatureContent::DsseEnvelope(envelope) =

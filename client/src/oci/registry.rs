@@ -344,6 +344,19 @@ async fn read_bounded(
     Ok(body)
 }
 
+/// The error for an answer that is not the one expected, with the start of its body.
+async fn unexpected(response: reqwest::Response, what: String) -> RegistryError {
+    let status = response.status().as_u16();
+    let body = read_bounded(response, 64 * 1024, &what)
+        .await
+        .unwrap_or_default();
+    RegistryError::Http {
+        what,
+        status,
+        message: excerpt(&body),
+    }
+}
+
 /// A short, printable excerpt of an error body.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -645,14 +658,7 @@ impl Registry {
             });
         }
         if !status.is_success() {
-            let body = read_bounded(response, 64 * 1024, &what)
-                .await
-                .unwrap_or_default();
-            return Err(RegistryError::Http {
-                what,
-                status: status.as_u16(),
-                message: excerpt(&body),
-            });
+            return Err(unexpected(response, what).await);
         }
         if let Some(stored) = response
             .headers()
@@ -935,14 +941,7 @@ impl Host {
             return Ok(None);
         }
         if status != StatusCode::OK {
-            let body = read_bounded(response, 64 * 1024, &what)
-                .await
-                .unwrap_or_default();
-            return Err(RegistryError::Http {
-                what,
-                status: status.as_u16(),
-                message: excerpt(&body),
-            });
+            return Err(unexpected(response, what).await);
         }
         let headers = response.headers().clone();
         let bytes = read_bounded(response, MAX_MANIFEST_BYTES, &what).await?;
@@ -1005,14 +1004,7 @@ impl Host {
             return Err(RegistryError::NotFound { what });
         }
         if status != StatusCode::OK {
-            let body = read_bounded(response, 64 * 1024, &what)
-                .await
-                .unwrap_or_default();
-            return Err(RegistryError::Http {
-                what,
-                status: status.as_u16(),
-                message: excerpt(&body),
-            });
+            return Err(unexpected(response, what).await);
         }
         // The descriptor's size bounds the read: more bytes than it names is content that
         // cannot match the digest.
@@ -1066,14 +1058,7 @@ impl Host {
                     return Ok(None);
                 }
                 if merged.is_none() {
-                    let body = read_bounded(response, 64 * 1024, &what)
-                        .await
-                        .unwrap_or_default();
-                    return Err(RegistryError::Http {
-                        what,
-                        status: status.as_u16(),
-                        message: excerpt(&body),
-                    });
+                    return Err(unexpected(response, what).await);
                 }
                 break;
             }

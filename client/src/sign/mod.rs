@@ -99,6 +99,44 @@ fn finish(
     }
 }
 
+/// The bundle of a keyed signature (named by its key hint), verified with that key against
+/// `trusted_root` when there is one. `artifact` is the SHA-256 the verifier is given.
+fn finish_keyed(
+    content: Content,
+    artifact: [u8; 32],
+    key: &SigningKey,
+    created: &CreatedEntry,
+    rekor_url: &str,
+    trusted_root: Option<&TrustedRoot>,
+) -> Result<SignedBundle, SignError> {
+    let hint = bundle::key_hint(&key.public_key_der());
+    let assembled = bundle::assemble(
+        Signer::Key {
+            hint: Some(hint.clone()),
+        },
+        content,
+        &created.entry,
+    )?;
+    if let Some(root) = trusted_root {
+        let public = PublicKey::from_spki_der(&key.public_key_der())
+            .map_err(|_| SignError::Key(KeyFileError::UnsupportedKey))?;
+        verify_bundle(
+            &assembled,
+            Artifact::Sha256(artifact),
+            &Policy::Key(public),
+            root,
+        )
+        .map_err(SignError::SelfCheck)?;
+    }
+    Ok(finish(
+        assembled,
+        created,
+        rekor_url,
+        SignedBy::Key { hint },
+        trusted_root.is_some(),
+    ))
+}
+
 /// Signs a SHA-256 digest with a managed key, logs a hashedrekord entry with the PEM public
 /// key, and, when `trusted_root` is given, verifies the bundle with that key before returning.
 pub async fn sign_blob_keyed(
@@ -111,32 +149,14 @@ pub async fn sign_blob_keyed(
     let signature = key.sign_sha256_digest(&sha256)?;
     let proposed = rekor::hashedrekord_entry(&sha256, &signature, &key.public_key_pem());
     let created = rekor::submit(http, rekor_url, &proposed).await?;
-    let hint = bundle::key_hint(&key.public_key_der());
-    let assembled = bundle::assemble(
-        Signer::Key {
-            hint: Some(hint.clone()),
-        },
+    finish_keyed(
         Content::Message { sha256, signature },
-        &created.entry,
-    )?;
-    if let Some(root) = trusted_root {
-        let public = PublicKey::from_spki_der(&key.public_key_der())
-            .map_err(|_| SignError::Key(KeyFileError::UnsupportedKey))?;
-        verify_bundle(
-            &assembled,
-            Artifact::Sha256(sha256),
-            &Policy::Key(public),
-            root,
-        )
-        .map_err(SignError::SelfCheck)?;
-    }
-    Ok(finish(
-        assembled,
+        sha256,
+        key,
         &created,
         rekor_url,
-        SignedBy::Key { hint },
-        trusted_root.is_some(),
-    ))
+        trusted_root,
+    )
 }
 
 /// A fresh key certified by the CA for the token's identity. The private key never leaves
@@ -327,32 +347,14 @@ pub async fn sign_statement_keyed(
     };
     let proposed = rekor::dsse_entry(&envelope, &key.public_key_pem());
     let created = rekor::submit(http, rekor_url, &proposed).await?;
-    let hint = bundle::key_hint(&key.public_key_der());
-    let assembled = bundle::assemble(
-        Signer::Key {
-            hint: Some(hint.clone()),
-        },
+    finish_keyed(
         Content::Dsse(envelope),
-        &created.entry,
-    )?;
-    if let Some(root) = trusted_root {
-        let public = PublicKey::from_spki_der(&key.public_key_der())
-            .map_err(|_| SignError::Key(KeyFileError::UnsupportedKey))?;
-        verify_bundle(
-            &assembled,
-            Artifact::Sha256(subject),
-            &Policy::Key(public),
-            root,
-        )
-        .map_err(SignError::SelfCheck)?;
-    }
-    Ok(finish(
-        assembled,
+        subject,
+        key,
         &created,
         rekor_url,
-        SignedBy::Key { hint },
-        trusted_root.is_some(),
-    ))
+        trusted_root,
+    )
 }
 
 /// An HTTP client for the signing services.
