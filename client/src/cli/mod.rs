@@ -15,9 +15,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 const LONG_ABOUT: &str = "\
-sigil is a Sigstore-compatible client. It verifies Sigstore bundles (v0.1 to v0.3) fully
-offline against a trusted root: certificate chain, embedded SCT, signer identity,
-transparency-log inclusion and checkpoint, signed entry timestamps and RFC 3161 timestamps.
+sigil is a Sigstore-compatible client. It signs files and container images, keyless (an OIDC
+identity certified by the CA) or with cosign keys, logs every signature in a transparency log,
+and verifies Sigstore bundles (v0.1 to v0.3) fully offline against a trusted root: certificate
+chain, embedded SCT, signer identity, transparency-log inclusion and checkpoint, signed entry
+timestamps and RFC 3161 timestamps. Images use cosign's formats, so cosign verifies what sigil
+signs and the other way round.
 
 Examples:
   # Keyless: who must have signed, and which OIDC issuer vouched for them
@@ -30,8 +33,9 @@ Examples:
   sigil verify-blob release.tar.gz --bundle release.tar.gz.sigstore.json --key cosign.pub \\
       --trusted-root trusted_root.json
 
-  # Take the trusted root from a sigil server
-  sigil verify-blob app.bin --bundle app.bin.sigstore.json --server https://sigil.example.com \\
+  # A container image: sign its digest in CI, verify before deploy
+  sigil sign registry.example.com/app@sha256:4f2c... --server https://sigil.example.com --yes
+  sigil verify registry.example.com/app@sha256:4f2c... --server https://sigil.example.com \\
       --certificate-identity-regexp '^https://github.com/acme/' \\
       --certificate-oidc-issuer https://token.actions.githubusercontent.com
 
