@@ -45,6 +45,41 @@ fn happy() -> Option<Paths> {
     })
 }
 
+/// A file named like a digest is still a file: its content is what gets checked.
+#[test]
+fn verify_blob_reads_a_file_named_like_a_digest() {
+    let Some(p) = happy() else { return };
+    use sha2::Digest as _;
+    let digest = hex::encode(sha2::Sha256::digest(std::fs::read(&p.artifact).unwrap()));
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("sha256:{digest}");
+    std::fs::write(dir.path().join(&name), b"not the signed artifact").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args([
+            "verify-blob",
+            &name,
+            "--bundle",
+            &p.bundle,
+            "--trusted-root",
+            &p.root,
+            "--certificate-identity",
+            IDENTITY,
+            "--certificate-oidc-issuer",
+            ISSUER,
+        ])
+        .current_dir(dir.path())
+        .env_remove("SIGIL_TRUSTED_ROOT")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("artifact"));
+}
+
 #[test]
 fn verify_blob_succeeds_with_json_output() {
     let Some(p) = happy() else { return };

@@ -201,7 +201,7 @@ fn parse_bundle(path: &Path) -> Result<Bundle, Failure> {
     Bundle::from_json(&bytes).map_err(|e| Failure::Verify(VerifyError::BundleFormat(e.to_string())))
 }
 
-/// Runs one verification, reading the artifact itself unless it is a `sha256:` digest.
+/// The conformance protocol's artifact: a file, or `sha256:<hex>` for its digest.
 fn verify_artifact(
     artifact: &str,
     bundle: &Bundle,
@@ -285,12 +285,17 @@ fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
         PathBuf::from(p)
     });
     let bundle = parse_bundle(&bundle_path)?;
-    verify_artifact(
-        &args.file.to_string_lossy(),
+    // The positional argument is always a file, even one named like `sha256:<hex>`: only the
+    // conformance `verify-bundle` takes a digest in its place.
+    let root =
+        load_trusted_root(&args.trust.source()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let bytes = read_file(&args.file, "artifact")?;
+    Ok(verify_bundle(
         &bundle,
+        Artifact::Bytes(&bytes),
         &policy,
-        &args.trust.source(),
-    )
+        &root,
+    )?)
 }
 
 pub fn verify_bundle_conformance(args: VerifyBundleArgs) -> u8 {

@@ -50,6 +50,10 @@ pub fn parse_tile_path(path: &str) -> Option<TilePath> {
         None => (rest, None),
     };
     let groups: Vec<&str> = index_part.split('/').collect();
+    // One spelling per index: a leading group of zeros (`x000/001`) names tile 1 too.
+    if groups.len() > 1 && groups[0] == "x000" {
+        return None;
+    }
     let mut index: u64 = 0;
     for (i, g) in groups.iter().enumerate() {
         let digits = if i + 1 < groups.len() {
@@ -102,18 +106,21 @@ async fn get_tile(
         .index
         .checked_mul(TILE_WIDTH)
         .ok_or_else(|| HttpError::not_found("tile index out of range"))?;
-    let merkle_level = tile.level.unwrap_or(0) * TILE_HEIGHT;
+    // Tile levels go to 63 but a 64-bit tree has Merkle levels below 64 only; computed wide,
+    // since `level * 8` overflows a u8 (and in release builds wrapped to a lower level).
+    let merkle_level = u32::from(tile.level.unwrap_or(0)) * u32::from(TILE_HEIGHT);
+    let beyond = || HttpError::not_found(format!("tile {path} is beyond the tree"));
     // Hashes at this level that are final at the current size.
     let available = if merkle_level >= 64 {
         0
     } else {
         size >> merkle_level
     };
-    if start + width > available {
-        return Err(HttpError::not_found(format!(
-            "tile {path} is beyond the tree"
-        )));
+    let end = start.checked_add(width).ok_or_else(beyond)?;
+    if end > available {
+        return Err(beyond());
     }
+    let merkle_level = u8::try_from(merkle_level).map_err(|_| beyond())?;
     let bytes: Vec<u8> = match tile.level {
         Some(_) => log
             .engine()
@@ -124,7 +131,7 @@ async fn get_tile(
         None => {
             let entries = log
                 .engine()
-                .entries(start, start + width)
+                .entries(start, end)
                 .await
                 .map_err(HttpError::internal)?;
             let mut out = Vec::new();
@@ -191,6 +198,8 @@ mod tests {
             "01/000",
             "64/000",
             "0/000.p/07",
+            "0/x000/001",
+            "0/x000/x000/001",
         ] {
             assert_eq!(parse_tile_path(bad), None, "{bad}");
         }

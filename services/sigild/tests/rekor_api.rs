@@ -425,6 +425,32 @@ async fn api_suite(server: &Server) {
         "rejected submissions write nothing"
     );
 
+    // Requests that used to panic a handler: a truncated PEM key, an entry ID with a
+    // multi-byte character across byte 16, tile levels whose Merkle level overflowed a u8,
+    // and a non-canonical tile index. Each gets a clean answer and the server stays up.
+    let mut bad_key = key.hashedrekord(b"truncated pem");
+    bad_key["spec"]["signature"]["publicKey"]["content"] =
+        Value::String(STANDARD.encode("-----BEGIN PUBLIC KEY-----END PUBLIC KEY-----"));
+    let r = api.post("/api/v1/log/entries", &bad_key).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let odd_id = format!("{}%C3%A9{}", "a".repeat(15), "a".repeat(63));
+    let r = api.get(&format!("/api/v1/log/entries/{odd_id}")).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    for tile in [
+        "/tile/32/000",
+        "/tile/63/000.p/1",
+        "/tile/8/000",
+        "/tile/0/x000/001",
+    ] {
+        let r = api.get(tile).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{tile}");
+    }
+    assert_eq!(
+        api.info().await.tree_size,
+        before,
+        "none of them wrote anything"
+    );
+
     let metrics = api.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("sigil_log_entries_appended_total"),

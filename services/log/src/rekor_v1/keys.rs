@@ -239,7 +239,10 @@ pub fn decode_pem(text: &str) -> Option<(String, Vec<u8>)> {
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
     let end = rest.find(&end_marker)?;
-    let body: String = rest[body_start..end]
+    // `get`: a truncated block such as `-----BEGIN PUBLIC KEY-----END PUBLIC KEY-----` puts
+    // the end marker before the body's start.
+    let body: String = rest
+        .get(body_start..end)?
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
@@ -247,4 +250,28 @@ pub fn decode_pem(text: &str) -> Option<(String, Vec<u8>)> {
         .decode(body)
         .ok()?;
     Some((label, der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncated_pem_blocks_are_refused_not_a_panic() {
+        for text in [
+            "-----BEGIN PUBLIC KEY-----END PUBLIC KEY-----",
+            "-----BEGIN PUBLIC KEY-----",
+            "-----BEGIN -----END -----",
+            "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----",
+        ] {
+            assert_eq!(
+                decode_pem(text).map(|(_, der)| der.is_empty()),
+                match text {
+                    "-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----" => Some(true),
+                    _ => None,
+                },
+                "{text:?}"
+            );
+        }
+    }
 }

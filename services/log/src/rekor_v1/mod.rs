@@ -161,6 +161,10 @@ impl RekorLog {
 
     /// Accepts a 64-hex UUID or an 80-hex entry ID of this tree.
     fn parse_uuid(&self, id: &str) -> Result<Hash, HttpError> {
+        // Hex only, checked before slicing: byte offsets inside a multi-byte character panic.
+        if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(HttpError::bad_request("entry UUID is not hex"));
+        }
         let hex_part = match id.len() {
             64 => id,
             80 => {
