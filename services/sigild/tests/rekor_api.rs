@@ -445,6 +445,13 @@ async fn api_suite(server: &Server) {
         let r = api.get(tile).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{tile}");
     }
+    // A dsse entry whose body would outgrow a tile's 16-bit length prefix (the stored body
+    // repeats the verifier for each of 200 signatures): refused, naming the limit.
+    let big = key.dsse_signed(b"amplified", 200);
+    let r = api.post("/api/v1/log/entries", &big).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let message = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(message.contains("at most 65535"), "{message}");
     assert_eq!(
         api.info().await.tree_size,
         before,

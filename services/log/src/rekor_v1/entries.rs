@@ -42,9 +42,23 @@ pub enum EntryError {
     NoVerifiers,
     #[error("dsse envelope signature {0} does not verify with any of the given verifiers")]
     EnvelopeSignature(usize),
+    #[error("the entry's canonical body would be {0} bytes; at most {MAX_BODY_BYTES} are accepted")]
+    BodyTooLarge(usize),
 }
 
+/// The largest canonical body accepted: a C2SP entry bundle (the tiles API) prefixes each
+/// entry with a 16-bit length, so a larger body would break every tile that covers it.
+pub const MAX_BODY_BYTES: usize = u16::MAX as usize;
+
 pub fn validate(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> {
+    let validated = validate_fields(entry)?;
+    if validated.body.len() > MAX_BODY_BYTES {
+        return Err(EntryError::BodyTooLarge(validated.body.len()));
+    }
+    Ok(validated)
+}
+
+fn validate_fields(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> {
     match entry {
         ProposedEntry::HashedRekord(spec) => {
             let alg = HashAlg::from_rekor(&spec.data.hash.algorithm)

@@ -188,6 +188,11 @@ impl ClientKey {
 
     /// A dsse 0.0.1 proposed entry for an in-toto statement about `artifact`.
     pub fn dsse(&self, artifact: &[u8]) -> Value {
+        self.dsse_signed(artifact, 1)
+    }
+
+    /// The same with `count` signatures (ECDSA signatures differ each time) by this key.
+    pub fn dsse_signed(&self, artifact: &[u8], count: usize) -> Value {
         let statement = json!({
             "_type": "https://in-toto.io/Statement/v1",
             "subject": [{"name": "a", "digest": {"sha256": hex::encode(Sha256::digest(artifact))}}],
@@ -196,8 +201,11 @@ impl ClientKey {
         })
         .to_string();
         let ptype = "application/vnd.in-toto+json";
-        let sig = self.sign(&sigil_proto::dsse::pae(ptype, statement.as_bytes()));
-        let envelope = json!({"payload": STANDARD.encode(&statement), "payloadType": ptype, "signatures": [{"sig": STANDARD.encode(sig), "keyid": ""}]}).to_string();
+        let pae = sigil_proto::dsse::pae(ptype, statement.as_bytes());
+        let signatures: Vec<Value> = (0..count)
+            .map(|_| json!({"sig": STANDARD.encode(self.sign(&pae)), "keyid": ""}))
+            .collect();
+        let envelope = json!({"payload": STANDARD.encode(&statement), "payloadType": ptype, "signatures": signatures}).to_string();
         json!({"apiVersion": "0.0.1", "kind": "dsse", "spec": {
             "proposedContent": {"envelope": envelope, "verifiers": [STANDARD.encode(self.public_pem())]},
             "signatures": null, "envelopeHash": null, "payloadHash": null}})
