@@ -45,6 +45,8 @@ const PACKAGE_JSON: &str = include_str!("../oidc-provider/package.json");
 const PACKAGE_LOCK: &str = include_str!("../oidc-provider/package-lock.json");
 const PROVIDER_SCRIPT: &str = include_str!("../oidc-provider/provider.mjs");
 const PACKAGE_DIR: &str = "oidc-provider-9.13.3";
+/// How long a starting provider may take to say where it listens.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running `oidc-provider` process.
 pub struct OidcProvider {
@@ -267,13 +269,16 @@ fn spawn(alg: &str, port: u16, tls: Option<&TestTls>) -> (Child, ChildStdin, Str
         // Keep draining: the provider logs notices to stdout and dies of EPIPE otherwise.
         let _ = std::io::copy(&mut reader, &mut std::io::sink());
     });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
+    // Generous: in CI the provider starts while cargo and the Go peers' build share two cores.
+    let line = match rx.recv_timeout(READY_TIMEOUT) {
         Ok(line) if !line.trim().is_empty() => line,
         _ => {
             let _ = child.kill();
             let _ = child.wait();
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            panic!("oidc-provider did not report its port within 30 s; its stderr:\n{log}");
+            panic!(
+                "oidc-provider did not report its port within {READY_TIMEOUT:?}; its stderr:\n{log}"
+            );
         }
     };
     let ready: Value = serde_json::from_str(line.trim())
