@@ -7,11 +7,12 @@
 //! 500 / INTERNAL only for our own faults (signing, CT log).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -23,17 +24,20 @@ use sigil_proto::fulcio::{
 use crate::ca::{Ca, IssueError};
 use crate::profile::ProfileError;
 use crate::trust_config::TrustConfigInputs;
+use sigil_log::work::WorkError;
 
 /// Largest accepted request body; a CSR plus token is a few KiB.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 const UNAVAILABLE: i32 = 14;
+const RESOURCE_EXHAUSTED: i32 = 8;
 
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     code: i32,
     message: String,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -42,7 +46,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    fn retry_after(mut self, wait: Duration) -> ApiError {
+        self.retry_after = Some(wait);
+        self
     }
 }
 
@@ -53,7 +63,13 @@ impl IntoResponse for ApiError {
             message: self.message,
             details: Vec::new(),
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        resp
     }
 }
 
@@ -81,7 +97,20 @@ impl From<IssueError> for ApiError {
                 grpc_code::UNAUTHENTICATED,
                 e.to_string(),
             ),
-            IssueError::Profile(_) | IssueError::Ct(_) | IssueError::IssuerExpiring => {
+            IssueError::Busy(WorkError::Busy(_)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
+                    .retry_after(Duration::from_secs(1))
+            }
+            IssueError::IdentityRateLimited { retry_after, .. } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                RESOURCE_EXHAUSTED,
+                e.to_string(),
+            )
+            .retry_after(*retry_after),
+            IssueError::Profile(_)
+            | IssueError::Ct(_)
+            | IssueError::IssuerExpiring
+            | IssueError::Busy(WorkError::Panicked) => {
                 tracing::error!(error = %e, "certificate issuance failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

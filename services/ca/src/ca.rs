@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use der::{Decode, Encode};
 use sha2::{Digest, Sha256};
+use sigil_log::admission::{DEFAULT_MAX_KEYS, Rate, RateLimiter};
 use sigil_log::ct::{CtError, CtLog, Sct, codec};
+use sigil_log::work::{WorkError, WorkPool};
 use sigil_proto::fulcio::{
     CertificateChain, Configuration, CreateSigningCertificateRequest, SignedCertificateEmbeddedSct,
     SigningCertificate, TrustBundle,
@@ -80,6 +82,13 @@ pub enum IssueError {
     Ct(#[from] CtError),
     #[error("the issuing CA certificate expires before a new certificate would; rotate the CA")]
     IssuerExpiring,
+    #[error("{0}")]
+    Busy(WorkError),
+    #[error("too many certificate requests for {identity}; try again in {} s", retry_after.as_secs().max(1))]
+    IdentityRateLimited {
+        identity: String,
+        retry_after: Duration,
+    },
 }
 
 impl From<CertError> for IssueError {
@@ -108,6 +117,10 @@ pub struct Ca {
     leaf_validity: Duration,
     /// No leaf may outlive the certificate that issued it.
     issuer_not_after: SystemTime,
+    /// Where CSRs and proofs of possession are checked.
+    work: WorkPool,
+    /// Certificates per identity (issuer and subject), when limited.
+    per_identity: Option<RateLimiter<(String, String)>>,
 }
 
 impl Ca {
@@ -162,7 +175,21 @@ impl Ca {
             ct,
             leaf_validity,
             issuer_not_after,
+            work: WorkPool::default(),
+            per_identity: None,
         })
+    }
+
+    /// Checks keys in `pool` (shared with the other services of the process).
+    pub fn with_work_pool(mut self, pool: WorkPool) -> Ca {
+        self.work = pool;
+        self
+    }
+
+    /// Limits how many certificates one identity may get.
+    pub fn with_identity_rate_limit(mut self, rate: Rate) -> Ca {
+        self.per_identity = Some(RateLimiter::new(rate, DEFAULT_MAX_KEYS));
+        self
     }
 
     /// `[intermediate, ..., root]`, DER.
@@ -249,14 +276,34 @@ impl Ca {
             .or_else(|| bearer.map(str::to_string))
             .ok_or(IssueError::MissingToken)?;
         let principal = self.verifier.verify(&token).await?;
-        let key = match proof {
-            KeyProof::Csr(csr) => verify_csr(&csr)?,
-            KeyProof::PublicKey { content, proof } => {
-                let key = SubjectKey::from_request_content(&content)?;
-                key.verify_proof_of_possession(principal.challenge.as_bytes(), &proof)?;
-                key
+        if let Some(limiter) = &self.per_identity {
+            let identity = (principal.issuer.clone(), principal.challenge.clone());
+            if let Err(limited) = limiter.check(&identity) {
+                metrics::counter!("sigil_requests_refused_total", "reason" => "identity_rate")
+                    .increment(1);
+                return Err(IssueError::IdentityRateLimited {
+                    identity: principal.challenge.clone(),
+                    retry_after: limited.retry_after,
+                });
             }
+        }
+        let challenge = principal.challenge.clone();
+        let cost = match &proof {
+            KeyProof::Csr(csr) => csr.len(),
+            KeyProof::PublicKey { content, proof } => content.len() + proof.len(),
         };
+        let key = self
+            .work
+            .run(cost, move || match proof {
+                KeyProof::Csr(csr) => verify_csr(&csr),
+                KeyProof::PublicKey { content, proof } => {
+                    let key = SubjectKey::from_request_content(&content)?;
+                    key.verify_proof_of_possession(challenge.as_bytes(), &proof)?;
+                    Ok(key)
+                }
+            })
+            .await
+            .map_err(IssueError::Busy)??;
         let issued = self.issue(&principal, key.into_spki()).await?;
         Ok(SigningCertificate {
             signed_certificate_embedded_sct: Some(SignedCertificateEmbeddedSct {

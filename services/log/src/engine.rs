@@ -10,6 +10,7 @@ use sigil_proto::merkle::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::head_file::{HeadFile, HeadFileError};
 use crate::store::{BatchWrite, NewRow, Store, StoreError, Writer};
 use crate::tree::{Frontier, proof_from_map};
 
@@ -17,6 +18,8 @@ use crate::tree::{Frontier, proof_from_map};
 pub const MAX_BATCH: usize = 2048;
 /// Queue depth before submitters wait: back-pressure instead of unbounded memory.
 const QUEUE_DEPTH: usize = 16 * 1024;
+/// How often a sequencer whose writer failed tries to take a new one.
+const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -32,6 +35,34 @@ pub enum EngineError {
         "stored root {stored} does not match the root recomputed from the stored frontier {computed}"
     )]
     RootMismatch { stored: String, computed: String },
+    /// The database does not hold (or extend) the tree this server already published.
+    #[error("refusing to write log {log}: {reason}")]
+    Diverged { log: String, reason: String },
+    #[error(transparent)]
+    HeadFile(#[from] HeadFileError),
+    /// The writer lost its database and has not got it back yet.
+    #[error("log storage is unavailable: {0}")]
+    WriterUnavailable(String),
+}
+
+impl EngineError {
+    /// Faults a client may retry later (the store is down, the process is stopping), as
+    /// opposed to bugs and corruption.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::ShuttingDown
+                | EngineError::WriterUnavailable(_)
+                | EngineError::Store(StoreError::Db(_))
+        )
+    }
+}
+
+/// How a log is opened.
+#[derive(Clone, Debug, Default)]
+pub struct EngineOptions {
+    /// Where the last committed head is kept outside the database (see `head_file`).
+    pub head_file: Option<HeadFile>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +123,8 @@ struct Inner {
     store: Store,
     head: RwLock<TreeHead>,
     queue: mpsc::Sender<Submission>,
+    /// Why the writer cannot commit right now, if it cannot.
+    writer_fault: RwLock<Option<String>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -105,21 +138,27 @@ impl LogEngine {
     /// Opens the log called `name`, loading only its head and frontier (O(log n) reads), and
     /// starts its sequencer.
     pub async fn open(store: Store, name: &str) -> Result<LogEngine, EngineError> {
+        LogEngine::open_with(store, name, EngineOptions::default()).await
+    }
+
+    pub async fn open_with(
+        store: Store,
+        name: &str,
+        options: EngineOptions,
+    ) -> Result<LogEngine, EngineError> {
         let (log_id, tree_id) = store.ensure_log(name, now_ms()).await?;
         let writer = store.writer(log_id, name).await?;
+        let frontier = load_frontier(&store, log_id).await?;
+        if let Some(file) = &options.head_file {
+            check_recorded_head(&store, log_id, tree_id, name, &frontier, file).await?;
+            // From here the file describes this database (it may have been missing or behind).
+            file.write(tree_id, &frontier_head(&frontier, 0))?;
+        }
         let head = store.tree_head(log_id).await?.unwrap_or(TreeHead {
             size: 0,
             root: sigil_proto::merkle::EMPTY_ROOT,
             timestamp_ms: 0,
         });
-        let frontier_hashes = store.nodes(log_id, &Frontier::node_ids(head.size)).await?;
-        let frontier = Frontier::from_nodes(head.size, frontier_hashes);
-        if frontier.root() != head.root {
-            return Err(EngineError::RootMismatch {
-                stored: hex::encode(head.root),
-                computed: hex::encode(frontier.root()),
-            });
-        }
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let inner = Arc::new(Inner {
             name: name.to_string(),
@@ -128,18 +167,69 @@ impl LogEngine {
             store: store.clone(),
             head: RwLock::new(head),
             queue,
+            writer_fault: RwLock::new(None),
         });
         let sequencer = Sequencer {
             inner: Arc::downgrade(&inner),
-            _store: store,
+            store,
             log_id,
+            tree_id,
             log_name: name.to_string(),
-            writer,
+            writer: Some(writer),
             frontier,
+            head_file: options.head_file,
         };
         tokio::spawn(sequencer.run(rx));
         tracing::info!(log = name, tree_id, size = head.size, "log opened");
         Ok(LogEngine { inner })
+    }
+
+    /// Binds this log to its signing key (SHA-256 of the SPKI) and checkpoint origin on first
+    /// use, and refuses a later start with different ones.
+    pub async fn bind_identity(&self, key_id: &[u8], origin: &str) -> Result<(), EngineError> {
+        let (bound_key, bound_origin) = self
+            .inner
+            .store
+            .bind_log_identity(self.inner.log_id, key_id, origin)
+            .await?;
+        let diverged = |reason: String| EngineError::Diverged {
+            log: self.inner.name.clone(),
+            reason,
+        };
+        if bound_key != key_id {
+            return Err(diverged(format!(
+                "its tree was signed with key {} but this server has key {}; start with the log's \
+                 own key, or a new database for a new log",
+                hex::encode(&bound_key),
+                hex::encode(key_id)
+            )));
+        }
+        if bound_origin != origin {
+            return Err(diverged(format!(
+                "its checkpoints carry the origin {bound_origin:?} but this server would sign \
+                 {origin:?} (did --public-url change?); a log cannot be renamed, start a new \
+                 database for a new name"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the log can take writes now: its sequencer runs, its writer is connected and
+    /// the database answers.
+    pub async fn check_ready(&self) -> Result<(), EngineError> {
+        if self.inner.queue.is_closed() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if let Some(fault) = self.inner.writer_fault.read().expect("fault lock").clone() {
+            return Err(EngineError::WriterUnavailable(fault));
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(2), self.inner.store.ping()).await
+        {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(EngineError::WriterUnavailable(
+                "the database did not answer within 2 s".into(),
+            )),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -284,17 +374,37 @@ struct Sequencer {
     inner: std::sync::Weak<Inner>,
     // Keeps the pool (and SQLite's lock file) alive until the last batch is written, even
     // after every LogEngine handle is gone.
-    _store: Store,
+    store: Store,
     log_id: i64,
+    tree_id: i64,
     log_name: String,
-    writer: Writer,
+    /// None after a failure, until `recover` takes a new one.
+    writer: Option<Writer>,
     frontier: Frontier,
+    head_file: Option<HeadFile>,
 }
 
 impl Sequencer {
     async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
         let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
-        while let Some(first) = rx.recv().await {
+        loop {
+            let first = if self.writer.is_none() {
+                // Without a writer, keep trying to get one even when nobody writes, so that
+                // readiness comes back by itself.
+                match tokio::time::timeout(RECOVERY_INTERVAL, rx.recv()).await {
+                    Err(_) => {
+                        self.try_recover().await;
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(s)) => s,
+                }
+            } else {
+                match rx.recv().await {
+                    Some(s) => s,
+                    None => break,
+                }
+            };
             batch.push(first);
             // Whatever queued while the previous batch was committing joins this one.
             while batch.len() < MAX_BATCH {
@@ -308,12 +418,103 @@ impl Sequencer {
         tracing::info!(log = %self.log_name, "sequencer stopped");
     }
 
+    fn set_fault(&self, fault: Option<String>) {
+        if let Some(inner) = self.inner.upgrade() {
+            *inner.writer_fault.write().expect("fault lock") = fault;
+        }
+        metrics::gauge!("sigil_log_writer_up", "log" => self.log_name.clone())
+            .set(if self.writer.is_some() { 1.0 } else { 0.0 });
+    }
+
+    /// After a failed read or commit the connection may be dead (a restarted database) or
+    /// the transaction may even have committed with the acknowledgement lost: drop it, and
+    /// let `recover` start again from what the database holds.
+    fn break_writer(&mut self, error: &dyn std::fmt::Display) {
+        if let Some(writer) = self.writer.take() {
+            Store::discard_writer(writer);
+        }
+        tracing::error!(log = %self.log_name, error = %error, "writer failed; nothing in this batch acknowledged; reconnecting");
+        self.set_fault(Some(error.to_string()));
+    }
+
+    async fn try_recover(&mut self) -> bool {
+        match self.recover().await {
+            Ok(()) => {
+                tracing::info!(log = %self.log_name, size = self.frontier.size(), "writer reconnected");
+                self.set_fault(None);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(log = %self.log_name, error = %e, "writer still unavailable");
+                self.set_fault(Some(e.to_string()));
+                false
+            }
+        }
+    }
+
+    /// Takes a new writer (and, on PostgreSQL, the log's lock again), reloads the head, and
+    /// goes on only if the database holds the tree this sequencer built, or extends it (a
+    /// commit whose acknowledgement was lost).
+    async fn recover(&mut self) -> Result<(), EngineError> {
+        let writer = self.store.writer(self.log_id, &self.log_name).await?;
+        let ours = self.frontier.size();
+        let frontier = load_frontier(&self.store, self.log_id).await?;
+        let diverged = |reason: String| EngineError::Diverged {
+            log: self.log_name.clone(),
+            reason,
+        };
+        if frontier.size() < ours {
+            Store::discard_writer(writer);
+            return Err(diverged(format!(
+                "the database came back with {} entries, but this server already committed {ours}",
+                frontier.size()
+            )));
+        }
+        let root_then = root_at(&self.store, self.log_id, ours).await?;
+        if root_then != self.frontier.root() {
+            Store::discard_writer(writer);
+            return Err(diverged(format!(
+                "the database's tree at size {ours} has root {} but this server committed root {}",
+                hex::encode(root_then),
+                hex::encode(self.frontier.root())
+            )));
+        }
+        let head = frontier_head(&frontier, now_ms());
+        if let Some(file) = &self.head_file {
+            let (file, tree_id) = (file.clone(), self.tree_id);
+            blocking_write(file, tree_id, head).await?;
+        }
+        self.frontier = frontier;
+        self.writer = Some(writer);
+        if let Some(inner) = self.inner.upgrade() {
+            let mut current = inner.head.write().expect("tree head lock");
+            if current.size != head.size {
+                *current = head;
+            }
+        }
+        Ok(())
+    }
+
     async fn process(&mut self, batch: Vec<Submission>) {
         let started = Instant::now();
+        if self.writer.is_none() && !self.try_recover().await {
+            let fault = self
+                .inner
+                .upgrade()
+                .and_then(|i| i.writer_fault.read().expect("fault lock").clone())
+                .unwrap_or_else(|| "no writer".into());
+            return fail_all(batch, EngineError::WriterUnavailable(fault));
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return fail_all(batch, EngineError::WriterUnavailable("no writer".into()));
+        };
         let hashes: Vec<Hash> = batch.iter().map(|s| leaf_hash(&s.leaf.leaf)).collect();
-        let existing = match Store::existing_leaves(&mut self.writer, self.log_id, &hashes).await {
+        let existing = match Store::existing_leaves(writer, self.log_id, &hashes).await {
             Ok(e) => e.into_iter().collect::<HashMap<Hash, u64>>(),
-            Err(e) => return fail_all(batch, e.into()),
+            Err(e) => {
+                self.break_writer(&e);
+                return fail_all(batch, e.into());
+            }
         };
 
         // Decide every submission's fate before writing anything.
@@ -363,9 +564,20 @@ impl Sequencer {
                 nodes: &new_nodes,
                 head,
             };
-            if let Err(e) = Store::commit_batch(&mut self.writer, write).await {
-                tracing::error!(log = %self.log_name, error = %e, "batch commit failed; nothing acknowledged");
-                let err = Arc::new(EngineError::from(e));
+            let committed = match self.writer.as_mut() {
+                Some(writer) => Store::commit_batch(writer, write)
+                    .await
+                    .map_err(EngineError::from),
+                None => Err(EngineError::WriterUnavailable("no writer".into())),
+            };
+            // The head is recorded outside the database before anyone can see it.
+            let recorded = match (&committed, &self.head_file) {
+                (Ok(()), Some(file)) => blocking_write(file.clone(), self.tree_id, head).await,
+                _ => Ok(()),
+            };
+            if let Err(e) = committed.and(recorded) {
+                self.break_writer(&e);
+                let err = Arc::new(e);
                 for r in replies {
                     let _ = r.send(Err(err.clone()));
                 }
@@ -412,6 +624,92 @@ impl Sequencer {
 enum Fate {
     New(u64, Hash),
     Duplicate(u64),
+}
+
+async fn load_frontier(store: &Store, log_id: i64) -> Result<Frontier, EngineError> {
+    let head = store.tree_head(log_id).await?.unwrap_or(TreeHead {
+        size: 0,
+        root: sigil_proto::merkle::EMPTY_ROOT,
+        timestamp_ms: 0,
+    });
+    let hashes = store.nodes(log_id, &Frontier::node_ids(head.size)).await?;
+    let frontier = Frontier::from_nodes(head.size, hashes);
+    if frontier.root() != head.root {
+        return Err(EngineError::RootMismatch {
+            stored: hex::encode(head.root),
+            computed: hex::encode(frontier.root()),
+        });
+    }
+    Ok(frontier)
+}
+
+fn frontier_head(frontier: &Frontier, timestamp_ms: u64) -> TreeHead {
+    TreeHead {
+        size: frontier.size(),
+        root: frontier.root(),
+        timestamp_ms,
+    }
+}
+
+/// The root of the stored tree at `size` (which the database must hold).
+async fn root_at(store: &Store, log_id: i64, size: u64) -> Result<Hash, EngineError> {
+    let hashes = store.nodes(log_id, &Frontier::node_ids(size)).await?;
+    Ok(fold_range(&hashes))
+}
+
+/// Start-up check: the database must hold the head this server last recorded, or extend it.
+async fn check_recorded_head(
+    store: &Store,
+    log_id: i64,
+    tree_id: i64,
+    name: &str,
+    frontier: &Frontier,
+    file: &HeadFile,
+) -> Result<(), EngineError> {
+    let Some(recorded) = file.read()? else {
+        return Ok(());
+    };
+    let diverged = |reason: String| EngineError::Diverged {
+        log: name.to_string(),
+        reason,
+    };
+    let path = file.path().display();
+    if recorded.tree_id != tree_id {
+        return Err(diverged(format!(
+            "the database holds tree {tree_id}, but {path} records that this server wrote tree {}; \
+             is this the right database?",
+            recorded.tree_id
+        )));
+    }
+    if frontier.size() < recorded.size {
+        return Err(diverged(format!(
+            "the database holds {} entries, but {path} records that this server committed {} \
+             (root {}) and may have published checkpoints for them. A restored backup or a \
+             promoted asynchronous replica lost entries; writing now would reissue their indexes \
+             and fork the log. Restore the lost entries, or see docs/security.md",
+            frontier.size(),
+            recorded.size,
+            hex::encode(recorded.root)
+        )));
+    }
+    let root = root_at(store, log_id, recorded.size).await?;
+    if root != recorded.root {
+        return Err(diverged(format!(
+            "the database's tree at size {} has root {}, but {path} records root {}: the \
+             database holds a different history (a fork). See docs/security.md",
+            recorded.size,
+            hex::encode(root),
+            hex::encode(recorded.root)
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking_write(file: HeadFile, tree_id: i64, head: TreeHead) -> Result<(), EngineError> {
+    tokio::task::spawn_blocking(move || file.write(tree_id, &head))
+        .await
+        .map_err(|e| EngineError::WriterUnavailable(format!("head file writer panicked: {e}")))?
+        .map_err(EngineError::from)
 }
 
 fn fail_all(batch: Vec<Submission>, e: EngineError) {

@@ -16,6 +16,8 @@ pub struct HttpError {
     pub status: StatusCode,
     pub message: String,
     pub location: Option<String>,
+    /// For 429 and 503: when the client may try again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl HttpError {
@@ -24,7 +26,14 @@ impl HttpError {
             status,
             message: message.into(),
             location: None,
+            retry_after: None,
         }
+    }
+    /// The server cannot take this now (overload, a store that is down); try again later.
+    pub fn unavailable(message: impl Into<String>) -> HttpError {
+        let mut err = HttpError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+        err.retry_after = Some(std::time::Duration::from_secs(1));
+        err
     }
     pub fn bad_request(message: impl Into<String>) -> HttpError {
         HttpError::new(StatusCode::BAD_REQUEST, message)
@@ -51,6 +60,12 @@ impl IntoResponse for HttpError {
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(loc) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             resp.headers_mut().insert(header::LOCATION, loc);
+        }
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client must not retry before the limit allows.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         resp
     }

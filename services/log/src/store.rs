@@ -212,6 +212,40 @@ impl Store {
         }
     }
 
+    /// Drops a writer whose connection may be broken without returning it to the pool: on
+    /// PostgreSQL it may still hold the log's advisory lock.
+    pub fn discard_writer(writer: Writer) {
+        match writer {
+            Writer::Sqlite(mut c) => c.close_on_drop(),
+            Writer::Postgres(mut c) => c.close_on_drop(),
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Binds a log to its signing key and origin on first use; afterwards returns the bound
+    /// values, which the caller compares with its own.
+    pub async fn bind_log_identity(
+        &self,
+        log_id: i64,
+        key_id: &[u8],
+        origin: &str,
+    ) -> Result<(Vec<u8>, String), StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query("UPDATE logs SET key_id = $2, origin = $3 WHERE id = $1 AND key_id IS NULL")
+                .bind(log_id).bind(key_id).bind(origin).execute(pool).await?;
+            let row = sqlx::query("SELECT key_id, origin FROM logs WHERE id = $1")
+                .bind(log_id).fetch_one(pool).await?;
+            Ok((row.get(0), row.get(1)))
+        })
+    }
+
     pub async fn tree_head(&self, log_id: i64) -> Result<Option<TreeHead>, StoreError> {
         with_db!(&self.db, pool => {
             let row = sqlx::query("SELECT size, root, timestamp_ms FROM tree_heads WHERE log_id = $1")

@@ -97,6 +97,9 @@ pub struct CaArgs {
     /// development issuer.
     #[arg(long, value_name = "URL", env = "SIGIL_OIDC_LOGIN_URL")]
     pub oidc_login_url: Option<String>,
+    /// Per-identity (issuer and subject) limit on certificates, e.g. `10/m`. Over it: 429.
+    #[arg(long, value_name = "RATE", env = "SIGIL_RATE_LIMIT_IDENTITY")]
+    pub rate_limit_identity: Option<sigil_log::admission::Rate>,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -128,6 +131,18 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = sigil_log::http::DEFAULT_BODY_LIMIT, env = "SIGIL_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
+    /// Writes (log entries, certificate requests) in flight at once, across all services.
+    /// Beyond it a write is answered 503 with Retry-After before its body is read, which keeps
+    /// the latency of accepted writes bounded under overload.
+    #[arg(long, default_value_t = sigil_log::admission::DEFAULT_MAX_PENDING_WRITES, env = "SIGIL_MAX_PENDING_WRITES")]
+    pub max_pending_writes: usize,
+    /// Bytes of request input that may wait for signature checks at once; beyond it, 503.
+    #[arg(long, default_value_t = sigil_log::work::DEFAULT_QUEUED_BYTES, env = "SIGIL_MAX_QUEUED_WORK_BYTES")]
+    pub max_queued_work_bytes: usize,
+    /// Per-client (source IP) limit on writes, e.g. `50/s`, `600/m` or `20/s,burst=100`.
+    /// Over it: 429 with Retry-After. Behind a proxy every client shares the proxy's address.
+    #[arg(long, value_name = "RATE", env = "SIGIL_RATE_LIMIT_CLIENT")]
+    pub rate_limit_client: Option<sigil_log::admission::Rate>,
     #[command(flatten)]
     pub ca: CaArgs,
     /// Log format: text or json.

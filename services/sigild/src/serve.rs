@@ -6,10 +6,16 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sigil_log::admission::WriteAdmission;
+use sigil_log::head_file::HeadFile;
 use sigil_log::rekor_v1::{self, RekorLog};
-use sigil_log::{LogEngine, LogSigner, Store, tiles};
+use sigil_log::work::WorkPool;
+use sigil_log::{EngineOptions, LogEngine, LogSigner, Store, tiles};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -39,12 +45,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("keys/rekor.pem"));
     let rekor_key = LogSigner::load_or_create(&rekor_key_path)?;
-    let rekor_engine = LogEngine::open(store.clone(), "rekor").await?;
-    let rekor = Arc::new(RekorLog::new(
-        rekor_engine,
-        Arc::new(rekor_key),
-        &public_url,
-    ));
+    let rekor_engine = open_log(&store, "rekor", &args.data_dir).await?;
+    // One pool for every service's signature checks: the cores are shared, so is the queue.
+    let work = WorkPool::new(
+        sigil_log::work::default_threads(),
+        args.max_queued_work_bytes,
+    );
+    let rekor = Arc::new(
+        RekorLog::new(rekor_engine, Arc::new(rekor_key), &public_url).with_work_pool(work.clone()),
+    );
+    rekor
+        .engine()
+        .bind_identity(&rekor.signer().key_id(), &rekor.origin())
+        .await?;
     tracing::info!(
         backend = store.backend(),
         public_url = %public_url,
@@ -84,9 +97,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| args.data_dir.join("keys/ctlog.pem"));
         let ct_key = LogSigner::load_or_create(&ct_key_path)?;
-        let ct = CtLog::new(LogEngine::open(store.clone(), "ct").await?, ct_key);
+        let ct = CtLog::new(open_log(&store, "ct", &args.data_dir).await?, ct_key);
+        // A CT log is named by its key alone (its log ID); there is no checkpoint origin.
+        ct.engine().bind_identity(&ct.log_id(), "ct").await?;
         let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
-        let ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone()).await?;
+        let mut ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone())
+            .await?
+            .with_work_pool(work.clone());
+        if let Some(rate) = args.ca.rate_limit_identity {
+            ca = ca.with_identity_rate_limit(rate);
+        }
         let mut inputs = trust_inputs(&args.ca, &public_url, rekor.signer().spki_der());
         if dev_issuer_url.is_some() {
             inputs.oidc_url = dev_issuer_url.clone();
@@ -103,14 +123,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if wants(Service::Tiles) {
         app = app.merge(tiles::router(rekor.clone()));
     }
+    let admission = WriteAdmission::new(args.max_pending_writes, args.rate_limit_client);
+    let ready_engine = rekor.engine().clone();
     let app = app
+        .layer(middleware::from_fn_with_state(
+            admission,
+            sigil_log::admission::admit_writes,
+        ))
+        // Liveness: the process answers. Readiness: the log's writer can commit.
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || readyz(ready_engine.clone())))
         .route("/metrics", get(move || render_metrics(metrics.clone())))
         .fallback(sigil_log::http::not_found_fallback)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http());
 
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -118,12 +147,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "sigild serving");
     // In-flight requests (and so the batch they wait on) finish before the process exits.
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     drop(rekor);
     tracing::info!("sigild stopped");
     Ok(())
+}
+
+/// Opens a log whose last committed head is also recorded in `<data-dir>/heads/<name>`.
+async fn open_log(
+    store: &Store,
+    name: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<LogEngine> {
+    let options = EngineOptions {
+        head_file: Some(HeadFile::new(data_dir.join("heads").join(name))),
+    };
+    Ok(LogEngine::open_with(store.clone(), name, options).await?)
 }
 
 fn issuers(args: &CaArgs, dev_issuer: Option<&str>) -> anyhow::Result<IssuersConfig> {
@@ -210,6 +254,27 @@ pub async fn print_trust_config(args: TrustConfigArgs) -> anyhow::Result<()> {
     )?;
     println!("{}", serde_json::to_string_pretty(&config)?);
     Ok(())
+}
+
+/// A handler panicked: the client gets the same JSON as any internal error, and the panic
+/// is counted so that monitoring sees it even though the process stays up.
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    metrics::counter!("sigil_panics_total", "where" => "handler").increment(1);
+    sigil_log::http::HttpError::internal(format_args!("handler panicked: {detail}")).into_response()
+}
+
+async fn readyz(engine: LogEngine) -> Response {
+    match engine.check_ready().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            sigil_log::http::HttpError::unavailable(format!("not ready: {e}")).into_response()
+        }
+    }
 }
 
 async fn render_metrics(handle: PrometheusHandle) -> String {

@@ -150,16 +150,26 @@ async fn api_suite(server: &Server) {
     assert_eq!(err["code"], 409);
     assert!(err["message"].as_str().unwrap().contains(&id));
 
-    // DSSE entry.
-    let resp = api
-        .post("/api/v1/log/entries", &key.dsse(b"attested artifact"))
-        .await;
+    // DSSE entry, with a verifier that did not sign and the signer's key twice: the key that
+    // verifies is the one stored.
+    let mut dsse = key.dsse(b"attested artifact");
+    let signer_pem = STANDARD.encode(key.public_pem());
+    dsse["spec"]["proposedContent"]["verifiers"] = serde_json::json!([
+        STANDARD.encode(ClientKey::new().public_pem()),
+        signer_pem,
+        signer_pem
+    ]);
+    let resp = api.post("/api/v1/log/entries", &dsse).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let (dsse_id, dsse_entry) = api.check_entry(resp.json().await.unwrap());
     let dsse_body: Value =
         serde_json::from_slice(&STANDARD.decode(&dsse_entry.body).unwrap()).unwrap();
     assert_eq!(dsse_body["kind"], "dsse");
     assert_eq!(dsse_body["spec"]["signatures"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        dsse_body["spec"]["signatures"][0]["verifier"],
+        Value::String(signer_pem)
+    );
 
     // More entries, so proofs have some depth.
     for i in 0..20 {
@@ -445,13 +455,37 @@ async fn api_suite(server: &Server) {
         let r = api.get(tile).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{tile}");
     }
-    // A dsse entry whose body would outgrow a tile's 16-bit length prefix (the stored body
-    // repeats the verifier for each of 200 signatures): refused, naming the limit.
+    // dsse entries are bounded per entry: every signature is tried against every verifier,
+    // and the stored body repeats the verifier per signature.
     let big = key.dsse_signed(b"amplified", 200);
     let r = api.post("/api/v1/log/entries", &big).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let message = r.json::<Value>().await.unwrap()["message"].to_string();
-    assert!(message.contains("at most 65535"), "{message}");
+    assert!(message.contains("200 signatures; at most 16"), "{message}");
+    let mut many_verifiers = key.dsse(b"many verifiers");
+    many_verifiers["spec"]["proposedContent"]["verifiers"] =
+        Value::Array(vec![Value::String(STANDARD.encode(key.public_pem())); 17]);
+    let r = api.post("/api/v1/log/entries", &many_verifiers).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let message = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(message.contains("17 verifiers; at most 16"), "{message}");
+    let mut repeated = key.dsse(b"repeated signature");
+    let mut envelope: Value = serde_json::from_str(
+        repeated["spec"]["proposedContent"]["envelope"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let first = envelope["signatures"][0].clone();
+    envelope["signatures"] = Value::Array(vec![first.clone(), first]);
+    repeated["spec"]["proposedContent"]["envelope"] = Value::String(envelope.to_string());
+    let r = api.post("/api/v1/log/entries", &repeated).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let message = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(
+        message.contains("signature 1 repeats signature 0"),
+        "{message}"
+    );
     assert_eq!(
         api.info().await.tree_size,
         before,

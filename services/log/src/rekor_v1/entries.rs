@@ -42,6 +42,14 @@ pub enum EntryError {
     NoVerifiers,
     #[error("dsse envelope signature {0} does not verify with any of the given verifiers")]
     EnvelopeSignature(usize),
+    #[error("dsse entry has {got} {what}; at most {max} are accepted")]
+    TooMany {
+        what: &'static str,
+        got: usize,
+        max: usize,
+    },
+    #[error("dsse envelope signature {0} repeats signature {1}")]
+    DuplicateSignature(usize, usize),
     #[error("the entry's canonical body would be {0} bytes; at most {MAX_BODY_BYTES} are accepted")]
     BodyTooLarge(usize),
 }
@@ -49,6 +57,11 @@ pub enum EntryError {
 /// The largest canonical body accepted: a C2SP entry bundle (the tiles API) prefixes each
 /// entry with a 16-bit length, so a larger body would break every tile that covers it.
 pub const MAX_BODY_BYTES: usize = u16::MAX as usize;
+
+/// Per-entry limits for dsse: every signature is tried against every verifier, so the product
+/// bounds the CPU one entry can cost (16 x 16 checks, a few milliseconds).
+pub const MAX_DSSE_SIGNATURES: usize = 16;
+pub const MAX_DSSE_VERIFIERS: usize = 16;
 
 pub fn validate(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> {
     let validated = validate_fields(entry)?;
@@ -112,19 +125,27 @@ fn validate_fields(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> 
             if content.verifiers.is_empty() {
                 return Err(EntryError::NoVerifiers);
             }
-            let keys: Vec<KeyMaterial> = content
-                .verifiers
-                .iter()
-                .map(|v| {
-                    let pem = STANDARD.decode(v).map_err(|_| EntryError::Base64 {
-                        field: "spec.proposedContent.verifiers",
-                    })?;
-                    KeyMaterial::from_pem(&pem).map_err(|e| EntryError::Key {
-                        field: "spec.proposedContent.verifiers",
-                        message: e.to_string(),
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            check_count("signatures", envelope.signatures.len(), MAX_DSSE_SIGNATURES)?;
+            check_count("verifiers", content.verifiers.len(), MAX_DSSE_VERIFIERS)?;
+            for (i, s) in envelope.signatures.iter().enumerate() {
+                if let Some(j) = envelope.signatures[..i].iter().position(|t| t.sig == s.sig) {
+                    return Err(EntryError::DuplicateSignature(i, j));
+                }
+            }
+            let mut keys: Vec<KeyMaterial> = Vec::with_capacity(content.verifiers.len());
+            for v in &content.verifiers {
+                let pem = STANDARD.decode(v).map_err(|_| EntryError::Base64 {
+                    field: "spec.proposedContent.verifiers",
+                })?;
+                let key = KeyMaterial::from_pem(&pem).map_err(|e| EntryError::Key {
+                    field: "spec.proposedContent.verifiers",
+                    message: e.to_string(),
+                })?;
+                // The same key twice (in any PEM spelling) would only repeat failed checks.
+                if !keys.iter().any(|k| k.canonical_pem == key.canonical_pem) {
+                    keys.push(key);
+                }
+            }
             let message = pae(&envelope.payload_type, &envelope.payload);
             let mut signatures = Vec::with_capacity(envelope.signatures.len());
             let mut index_keys = Vec::new();
@@ -151,6 +172,13 @@ fn validate_fields(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> 
             })
         }
     }
+}
+
+fn check_count(what: &'static str, got: usize, max: usize) -> Result<(), EntryError> {
+    if got > max {
+        return Err(EntryError::TooMany { what, got, max });
+    }
+    Ok(())
 }
 
 /// In-toto statements name their subjects by digest; index those so artifacts are findable.

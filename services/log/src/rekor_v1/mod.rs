@@ -24,9 +24,10 @@ use sigil_proto::rekor_v1::{
     RetrieveRequest, SearchIndexRequest, Verification, set_payload,
 };
 
-use crate::engine::{AppendOutcome, EngineError, LogEngine, NewLeaf, TreeHead, now_ms};
+use crate::engine::{AppendOutcome, LogEngine, NewLeaf, TreeHead, now_ms};
 use crate::http::{HttpError, body_or_error, parse_json};
 use crate::signer::LogSigner;
+use crate::work::{WorkError, WorkPool};
 
 /// A Rekor v1 log: the engine plus the key and names that make its checkpoints.
 pub struct RekorLog {
@@ -36,6 +37,8 @@ pub struct RekorLog {
     host: String,
     base_url: String,
     latest_checkpoint: Mutex<Option<(u64, Arc<str>)>>,
+    /// Where submissions are checked (signature verification is CPU work).
+    work: WorkPool,
 }
 
 impl RekorLog {
@@ -48,7 +51,14 @@ impl RekorLog {
             host,
             base_url,
             latest_checkpoint: Mutex::new(None),
+            work: WorkPool::default(),
         }
+    }
+
+    /// Checks submissions in `pool` (shared with the other services of the process).
+    pub fn with_work_pool(mut self, pool: WorkPool) -> RekorLog {
+        self.work = pool;
+        self
     }
 
     pub fn engine(&self) -> &LogEngine {
@@ -188,9 +198,21 @@ impl RekorLog {
             .ok_or_else(|| HttpError::bad_request("entry UUID is not hex"))
     }
 
-    async fn submit(&self, entry: ProposedEntry) -> Result<(String, LogEntry), HttpError> {
-        let validated =
-            entries::validate(&entry).map_err(|e| HttpError::bad_request(e.to_string()))?;
+    /// `cost` is the size of the request that carried the entry: what it may keep waiting.
+    async fn submit(
+        &self,
+        entry: ProposedEntry,
+        cost: usize,
+    ) -> Result<(String, LogEntry), HttpError> {
+        let validated = self
+            .work
+            .run(cost, move || entries::validate(&entry))
+            .await
+            .map_err(|e| match e {
+                WorkError::Busy(_) => HttpError::unavailable(e.to_string()),
+                WorkError::Panicked => HttpError::internal(e),
+            })?
+            .map_err(|e| HttpError::bad_request(e.to_string()))?;
         let timestamp_ms = now_ms();
         let outcome = self
             .engine
@@ -201,11 +223,12 @@ impl RekorLog {
                 index_keys: validated.index_keys,
             })
             .await
-            .map_err(|e| match &*e {
-                EngineError::ShuttingDown => {
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "log is shutting down")
+            .map_err(|e| {
+                if e.is_unavailable() {
+                    HttpError::unavailable(e.to_string())
+                } else {
+                    HttpError::internal(e)
                 }
-                other => HttpError::internal(other),
             })?;
         match outcome {
             AppendOutcome::New(a) => {
@@ -274,7 +297,7 @@ async fn create_entry(
     let entry =
         ProposedEntry::from_json(&body).map_err(|e| HttpError::bad_request(e.to_string()))?;
     let started = std::time::Instant::now();
-    let result = log.submit(entry).await;
+    let result = log.submit(entry, body.len()).await;
     metrics::histogram!("sigil_rekor_submit_seconds").record(started.elapsed().as_secs_f64());
     let (id, le) = result?;
     metrics::counter!("sigil_rekor_entries_created_total").increment(1);
