@@ -17,7 +17,7 @@ use sigil_log::work::WorkPool;
 use sigil_log::{EngineOptions, LogEngine, LogSigner, Store, tiles};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::{CaArgs, ServeArgs, Service, TrustConfigArgs};
 use sigil_ca::config::IssuersConfig;
@@ -84,6 +84,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let issuers = issuers(&args.ca, dev_issuer_url.as_deref())?;
     let mut app = Router::new();
+    let mut ready_engines: Vec<LogEngine> = Vec::new();
     let wants = |s: Service| args.services.contains(&s);
     if !wants(Service::Ca) {
         tracing::info!("CA not mounted (--services)");
@@ -100,6 +101,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let ct = CtLog::new(open_log(&store, "ct", &args.data_dir).await?, ct_key);
         // A CT log is named by its key alone (its log ID); there is no checkpoint origin.
         ct.engine().bind_identity(&ct.log_id(), "ct").await?;
+        ready_engines.push(ct.engine().clone());
         let verifier = sigil_ca::oidc::TokenVerifier::new(issuers)?;
         let mut ca = Ca::open(ca_options(&args.ca, &args.data_dir)?, verifier, ct.clone())
             .await?
@@ -124,7 +126,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app = app.merge(tiles::router(rekor.clone()));
     }
     let admission = WriteAdmission::new(args.max_pending_writes, args.rate_limit_client);
-    let ready_engine = rekor.engine().clone();
+    ready_engines.push(rekor.engine().clone());
     let app = app
         .layer(middleware::from_fn_with_state(
             admission,
@@ -132,7 +134,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ))
         // Liveness: the process answers. Readiness: the log's writer can commit.
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(move || readyz(ready_engine.clone())))
+        .route("/readyz", get(move || readyz(ready_engines.clone())))
         .route("/metrics", get(move || render_metrics(metrics.clone())))
         .fallback(sigil_log::http::not_found_fallback)
         .layer(TimeoutLayer::with_status_code(
@@ -140,7 +142,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Duration::from_secs(60),
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http());
+        // Refusals under overload are 5xx by design: logging each at ERROR would flood the
+        // logs exactly when the server is busiest. Our own faults log themselves at ERROR.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+        );
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -268,13 +275,15 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     sigil_log::http::HttpError::internal(format_args!("handler panicked: {detail}")).into_response()
 }
 
-async fn readyz(engine: LogEngine) -> Response {
-    match engine.check_ready().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            sigil_log::http::HttpError::unavailable(format!("not ready: {e}")).into_response()
+/// Ready when every log's writer can commit (the CA issues through the CT log's writer).
+async fn readyz(engines: Vec<LogEngine>) -> Response {
+    for engine in &engines {
+        if let Err(e) = engine.check_ready().await {
+            let message = format!("not ready: log {}: {e}", engine.name());
+            return sigil_log::http::HttpError::unavailable(message).into_response();
         }
     }
+    (StatusCode::OK, "ready").into_response()
 }
 
 async fn render_metrics(handle: PrometheusHandle) -> String {

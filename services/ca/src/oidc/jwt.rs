@@ -10,7 +10,7 @@ use super::TokenError;
 const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// A compact JWS whose header and claims parsed, nothing verified yet.
-pub(crate) struct UnverifiedJwt<'a> {
+pub struct UnverifiedJwt<'a> {
     pub alg: String,
     pub kid: Option<String>,
     pub claims: Map<String, Value>,
@@ -34,7 +34,7 @@ fn decode_json_object(segment: &str, what: &str) -> Result<Map<String, Value>, T
     }
 }
 
-pub(crate) fn parse(token: &str) -> Result<UnverifiedJwt<'_>, TokenError> {
+pub fn parse(token: &str) -> Result<UnverifiedJwt<'_>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(malformed("it is too large"));
     }

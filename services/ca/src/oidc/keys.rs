@@ -8,7 +8,7 @@ use super::TokenError;
 use super::error::clip;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum KeyType {
+pub enum KeyType {
     Rsa,
     EcP256,
     EcP384,
@@ -37,7 +37,7 @@ impl KeyType {
 }
 
 /// One usable signing key of an issuer.
-pub(crate) struct VerifyKey {
+pub struct VerifyKey {
     pub kid: Option<String>,
     pub key_type: KeyType,
     /// The JWK's own `alg`, if it pins one.
@@ -105,7 +105,7 @@ impl VerifyKey {
 
 /// Maps a header `alg` to an asymmetric algorithm we verify, with a distinct error for each
 /// class of refusal.
-pub(crate) fn asymmetric_alg(alg: &str) -> Result<Algorithm, TokenError> {
+pub fn asymmetric_alg(alg: &str) -> Result<Algorithm, TokenError> {
     match alg {
         "RS256" => Ok(Algorithm::RS256),
         "RS384" => Ok(Algorithm::RS384),

@@ -2,8 +2,11 @@
 
 mod error;
 mod jwks;
-mod jwt;
-mod keys;
+// Public only so that fuzz/ can reach the pre-signature parsing; not API.
+#[doc(hidden)]
+pub mod jwt;
+#[doc(hidden)]
+pub mod keys;
 mod verifier;
 
 pub use error::TokenError;

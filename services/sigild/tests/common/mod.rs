@@ -86,6 +86,52 @@ impl Server {
         }
     }
 
+    /// Starts sigild where it must refuse to start; returns what it printed.
+    pub fn refused(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> String {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigild"));
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        if let Some(db) = database_url {
+            cmd.args(["--database-url", db]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sigild");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("sigild kept running where it must refuse to start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success(), "sigild exited 0 where it must refuse");
+        let mut stderr = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        stderr
+    }
+
+    /// Restarts with extra flags.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.stop();
+        self.spawn(extra);
+    }
+
     /// SIGKILL: no graceful shutdown, no chance to flush anything.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
