@@ -432,6 +432,11 @@ impl IssuersConfig {
         })
     }
 
+    /// Trusted by its exact URL (rather than through a meta-issuer pattern).
+    pub fn is_exact(&self, issuer: &str) -> bool {
+        self.issuers.contains_key(issuer)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.issuers.is_empty() && self.meta.is_empty()
     }

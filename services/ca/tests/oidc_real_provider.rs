@@ -604,3 +604,70 @@ async fn issuer_behind_a_private_ca_needs_its_cacert() {
         SubjectAltName::Email("heidi@example.com".into())
     );
 }
+
+/// A token naming `iss`, with a signature that never gets checked: these tests are about
+/// what happens before a key is found.
+fn token_for_issuer(iss: &str) -> String {
+    let header = json!({"alg": "RS256", "kid": "k1", "typ": "JWT"});
+    let claims = json!({"iss": iss, "sub": "x", "aud": "sigstore", "email": "x@example.com"});
+    format!("{}.{}.c2ln", enc(&header), enc(&claims))
+}
+
+#[tokio::test]
+async fn a_slow_failing_issuer_is_not_fetched_again_within_the_back_off() {
+    // An issuer that takes 2.5 s to fail: longer than the first back-off (2 s). A real
+    // provider cannot be made to do this, so a socket plays the broken issuer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(2500)).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let mut config = IssuersConfig::default();
+    config.add_email_issuer(&url).unwrap();
+    let verifier = TokenVerifier::new(config).unwrap();
+    let token = token_for_issuer(&url);
+    let err = verifier.verify(&token).await.unwrap_err();
+    assert!(err.is_server_side(), "{err:?}");
+    assert_eq!(verifier.jwks_fetch_count(), 1);
+    // Straight after the slow failure: refused from the back-off, no second fetch.
+    let started = std::time::Instant::now();
+    let err = verifier.verify(&token).await.unwrap_err();
+    assert!(err.is_server_side(), "{err:?}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(verifier.jwks_fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn tokens_cannot_make_the_ca_discover_unboundedly_many_pattern_issuers() {
+    let config = IssuersConfig::from_json(
+        r#"{"MetaIssuers": {"http://127.0.0.1:*": {"Type": "email", "ClientID": "sigstore"}}}"#,
+    )
+    .unwrap();
+    let verifier = TokenVerifier::new(config).unwrap();
+    // Ports nothing listens on: each discovery fails fast with connection refused.
+    let mut refused_for_rate = 0;
+    for port in 1..=40 {
+        let err = verifier
+            .verify(&token_for_issuer(&format!("http://127.0.0.1:{port}")))
+            .await
+            .unwrap_err();
+        assert!(err.is_server_side(), "{err:?}");
+        if err.to_string().contains("too many new issuers") {
+            refused_for_rate += 1;
+        }
+    }
+    assert_eq!(
+        verifier.jwks_fetch_count(),
+        30,
+        "a burst of 30 new issuers, then the rate"
+    );
+    assert_eq!(refused_for_rate, 10);
+}

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use sigil_log::admission::{Rate, RateLimiter};
+
 use super::TokenError;
 use super::keys::VerifyKey;
 
@@ -19,8 +21,15 @@ const MAX_KEYS_TTL: Duration = Duration::from_secs(24 * 3600);
 /// While an issuer cannot be reached, its last keys keep serving for this long past their
 /// expiry; after that a rotated-away (possibly compromised) key must not stay trusted.
 const MAX_STALENESS: Duration = Duration::from_secs(3600);
-/// After a failed first fetch, callers get the error without a new attempt for this long.
+/// After a failed first fetch, callers get the error without a new attempt for this long,
+/// doubling with each further failure up to MAX_FAILURE_BACKOFF. The clock starts when the
+/// failed fetch ends: a fetch can itself take FETCH_TIMEOUT.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
+/// Issuers matched only by a meta-issuer pattern are named by the (unverified) token, so a
+/// caller picks the URL we fetch. New ones are discovered at this rate at most.
+const NEW_PATTERN_ISSUERS_PER_MINUTE: f64 = 60.0;
+const NEW_PATTERN_ISSUERS_BURST: f64 = 30.0;
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Above this many issuers in the cache, entries without keys are dropped.
@@ -37,7 +46,10 @@ struct Cached {
 #[derive(Default)]
 struct IssuerState {
     cached: Option<Cached>,
+    /// When the last failed fetch ended, and why it failed.
     last_failure: Option<(Instant, String)>,
+    consecutive_failures: u32,
+    last_used: Option<Instant>,
     /// A client trusting only the issuer's configured CA (`CACert`), built on first use.
     private_ca_client: Option<reqwest::Client>,
 }
@@ -47,6 +59,7 @@ pub(crate) struct KeyCache {
     issuers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<IssuerState>>>>,
     fetches: AtomicU64,
     min_refresh: Duration,
+    new_pattern_issuers: RateLimiter<()>,
 }
 
 fn unavailable(issuer: &str, reason: impl Into<String>) -> TokenError {
@@ -64,6 +77,13 @@ impl KeyCache {
             issuers: Mutex::new(HashMap::new()),
             fetches: AtomicU64::new(0),
             min_refresh: MIN_REFRESH_INTERVAL,
+            new_pattern_issuers: RateLimiter::new(
+                Rate {
+                    per_second: NEW_PATTERN_ISSUERS_PER_MINUTE / 60.0,
+                    burst: NEW_PATTERN_ISSUERS_BURST,
+                },
+                1,
+            ),
         })
     }
 
@@ -78,24 +98,37 @@ impl KeyCache {
     /// The issuer's keys; refetched first if expired, or if `satisfied` says the cached set
     /// lacks the wanted key and the last fetch is older than the minimum refresh interval.
     /// `ca_cert`: PEM of the only CA to trust for this issuer's TLS, if it is not public.
+    /// `from_pattern`: the issuer is trusted through a meta-issuer pattern, not by name.
     pub async fn keys(
         &self,
         issuer: &str,
         ca_cert: Option<&str>,
+        from_pattern: bool,
         satisfied: impl Fn(&[VerifyKey]) -> bool,
     ) -> Result<KeySet, TokenError> {
         let entry = {
             let mut map = self.issuers.lock().expect("key cache lock poisoned");
-            if map.len() >= MAX_CACHED_ISSUERS && !map.contains_key(issuer) {
-                // Meta-issuer patterns admit unboundedly many URLs; forget the ones that never
-                // yielded keys (a busy entry is kept: someone is fetching it right now).
-                map.retain(|_, e| e.try_lock().map_or(true, |s| s.cached.is_some()));
+            if !map.contains_key(issuer) {
+                if from_pattern && let Err(limited) = self.new_pattern_issuers.check(&()) {
+                    metrics::counter!("sigil_ca_new_issuers_refused_total").increment(1);
+                    return Err(unavailable(
+                        issuer,
+                        format!(
+                            "too many new issuers matched meta-issuer patterns recently; try again in {} s",
+                            limited.retry_after.as_secs().max(1)
+                        ),
+                    ));
+                }
+                if map.len() >= MAX_CACHED_ISSUERS {
+                    evict(&mut map);
+                }
             }
             map.entry(issuer.to_string()).or_default().clone()
         };
         // One fetch per issuer at a time; concurrent callers wait and then reuse its result.
         let mut state = entry.lock().await;
         let now = Instant::now();
+        state.last_used = Some(now);
         let must_fetch = match &state.cached {
             None => true,
             Some(c) if now >= c.expires => now >= c.fetched + self.min_refresh,
@@ -103,7 +136,7 @@ impl KeyCache {
         };
         if must_fetch {
             if let (None, Some((at, reason))) = (&state.cached, &state.last_failure)
-                && now < *at + FAILURE_BACKOFF
+                && now < *at + backoff(state.consecutive_failures)
             {
                 return Err(unavailable(issuer, reason.clone()));
             }
@@ -118,7 +151,9 @@ impl KeyCache {
                     }
                 },
             };
-            match self.fetch(&http, issuer).await {
+            let result = self.fetch(&http, issuer).await;
+            let ended = Instant::now();
+            match result {
                 Ok((keys, ttl)) => {
                     state.cached = Some(Cached {
                         keys: Arc::new(keys),
@@ -126,13 +161,15 @@ impl KeyCache {
                         expires: now + ttl,
                     });
                     state.last_failure = None;
+                    state.consecutive_failures = 0;
                 }
                 Err(reason) => {
                     tracing::warn!(issuer, %reason, "refreshing issuer keys failed");
-                    state.last_failure = Some((now, reason.clone()));
+                    state.last_failure = Some((ended, reason.clone()));
+                    state.consecutive_failures = state.consecutive_failures.saturating_add(1);
                     match &mut state.cached {
                         // Keep serving the last good keys rather than failing every token.
-                        Some(c) if now < c.expires + MAX_STALENESS => c.fetched = now,
+                        Some(c) if now < c.expires + MAX_STALENESS => c.fetched = ended,
                         _ => {
                             state.cached = None;
                             return Err(unavailable(issuer, reason));
@@ -187,6 +224,29 @@ impl KeyCache {
             .unwrap_or(DEFAULT_KEYS_TTL)
             .clamp(MIN_REFRESH_INTERVAL, MAX_KEYS_TTL);
         Ok((keys, ttl))
+    }
+}
+
+/// How long after the `failures`-th consecutive failure no new fetch is tried.
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (FAILURE_BACKOFF * 2u32.pow(doublings)).min(MAX_FAILURE_BACKOFF)
+}
+
+/// Makes room in a full cache: first every issuer that never yielded keys, then (if the cache
+/// is still full, as when many pattern-matched issuers all serve keys) the least recently
+/// used one. An entry that is busy (being fetched right now) is never dropped.
+fn evict(map: &mut HashMap<String, Arc<tokio::sync::Mutex<IssuerState>>>) {
+    map.retain(|_, e| e.try_lock().map_or(true, |s| s.cached.is_some()));
+    if map.len() < MAX_CACHED_ISSUERS {
+        return;
+    }
+    let oldest = map
+        .iter()
+        .filter_map(|(k, e)| Some((e.try_lock().ok()?.last_used, k.clone())))
+        .min();
+    if let Some((_, issuer)) = oldest {
+        map.remove(&issuer);
     }
 }
 
@@ -275,6 +335,39 @@ fn parse_max_age(cache_control: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failure_backoff_doubles_up_to_a_minute() {
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(5), Duration::from_secs(32));
+        assert_eq!(backoff(6), MAX_FAILURE_BACKOFF);
+        assert_eq!(backoff(u32::MAX), MAX_FAILURE_BACKOFF);
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_least_recently_used_issuer() {
+        let t0 = Instant::now();
+        let mut map = HashMap::new();
+        for i in 0..MAX_CACHED_ISSUERS {
+            let state = IssuerState {
+                cached: Some(Cached {
+                    keys: Arc::new(Vec::new()),
+                    fetched: t0,
+                    expires: t0,
+                }),
+                last_used: Some(t0 + Duration::from_secs(if i == 7 { 0 } else { 1 })),
+                ..IssuerState::default()
+            };
+            map.insert(
+                format!("https://issuer-{i}"),
+                Arc::new(tokio::sync::Mutex::new(state)),
+            );
+        }
+        evict(&mut map);
+        assert_eq!(map.len(), MAX_CACHED_ISSUERS - 1);
+        assert!(!map.contains_key("https://issuer-7"));
+    }
 
     #[test]
     fn max_age_is_read_from_cache_control() {

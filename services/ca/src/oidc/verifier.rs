@@ -74,9 +74,12 @@ impl TokenVerifier {
         let kid = jwt.kid.as_deref();
         let keys = self
             .keys
-            .keys(iss, config.ca_cert.as_deref(), |keys| {
-                select(keys, kid, alg).is_some()
-            })
+            .keys(
+                iss,
+                config.ca_cert.as_deref(),
+                !self.issuers.is_exact(iss),
+                |keys| select(keys, kid, alg).is_some(),
+            )
             .await?;
         let key = select(&keys, kid, alg).ok_or_else(|| TokenError::UnknownKey {
             issuer: iss.to_string(),
