@@ -186,6 +186,10 @@ impl Ca {
         self
     }
 
+    pub fn work_pool(&self) -> &WorkPool {
+        &self.work
+    }
+
     /// Limits how many certificates one identity may get.
     pub fn with_identity_rate_limit(mut self, rate: Rate) -> Ca {
         self.per_identity = Some(RateLimiter::new(rate, DEFAULT_MAX_KEYS));

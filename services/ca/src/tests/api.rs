@@ -287,3 +287,74 @@ fn the_real_token_verifier_feeds_the_configuration_endpoint() {
     assert_eq!(config[2].spiffe_trust_domain, "example.com");
     assert_eq!(config[2].challenge_claim, "sub");
 }
+
+#[tokio::test]
+async fn an_identity_over_its_rate_gets_429_with_retry_after() {
+    let t = test_ca_configured(email_principal(), crate::CaKeyAlgorithm::EcdsaP256, |ca| {
+        ca.with_identity_rate_limit("2/m".parse().unwrap())
+    })
+    .await;
+    let app = crate::api::router(t.ca.clone());
+    let key = p256();
+    let body =
+        || json!({ "certificateSigningRequest": STANDARD.encode(key.csr_pem()) }).to_string();
+    for _ in 0..2 {
+        let (status, value) = call(&app, post(body(), Some(TOKEN))).await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    }
+    let resp = app
+        .clone()
+        .oneshot(post(body(), Some(TOKEN)))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((20..=30).contains(&retry), "Retry-After {retry}");
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let value: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["code"], 8, "RESOURCE_EXHAUSTED");
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .contains("alice@example.com"),
+        "{value}"
+    );
+}
+
+#[tokio::test]
+async fn key_checks_beyond_the_work_budget_get_503() {
+    // A budget smaller than one request: every key check is refused, before any signing.
+    let t = test_ca_configured(email_principal(), crate::CaKeyAlgorithm::EcdsaP256, |ca| {
+        ca.with_work_pool(sigil_log::work::WorkPool::new(1, 1))
+    })
+    .await;
+    let app = crate::api::router(t.ca.clone());
+    let key = p256();
+    // Hold the only byte of budget with a job that waits, then ask.
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let pool_holder = {
+        let t_ca = t.ca.clone();
+        tokio::spawn(async move { t_ca.work_pool().run(1, move || wait.recv().ok()).await })
+    };
+    while t.ca.work_pool().available_bytes() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let body = json!({ "certificateSigningRequest": STANDARD.encode(key.csr_pem()) }).to_string();
+    let (status, value) = call(&app, post(body, Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{value}");
+    assert_eq!(value["code"], 14);
+    assert!(
+        value["message"].as_str().unwrap().contains("busy"),
+        "{value}"
+    );
+    release.send(()).unwrap();
+    pool_holder.await.unwrap().unwrap();
+    assert_eq!(t.ct.engine().tree_head().size, 0, "nothing was logged");
+}

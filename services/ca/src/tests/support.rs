@@ -116,6 +116,15 @@ pub async fn test_ca(principal: Principal) -> TestCa {
 }
 
 pub async fn test_ca_with(principal: Principal, algorithm: CaKeyAlgorithm) -> TestCa {
+    test_ca_configured(principal, algorithm, |ca| ca).await
+}
+
+/// A test CA with extra configuration applied (limits, pools).
+pub async fn test_ca_configured(
+    principal: Principal,
+    algorithm: CaKeyAlgorithm,
+    configure: impl FnOnce(Ca) -> Ca,
+) -> TestCa {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("db")).await.unwrap();
     let engine = LogEngine::open(store, "ct").await.unwrap();
@@ -136,7 +145,7 @@ pub async fn test_ca_with(principal: Principal, algorithm: CaKeyAlgorithm) -> Te
     )
     .unwrap();
     TestCa {
-        ca: Arc::new(ca),
+        ca: Arc::new(configure(ca)),
         ct,
         _dir: dir,
     }
