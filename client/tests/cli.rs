@@ -219,6 +219,37 @@ fn usage_errors_exit_2() {
         "http://127.0.0.1:1",
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // Trust over plain http from a non-loopback server, for verifying and for signing.
+    let verify = [
+        "verify-blob",
+        &p.artifact,
+        "--bundle",
+        &p.bundle,
+        "--certificate-identity",
+        IDENTITY,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--server",
+        "http://sigil.example.com",
+    ];
+    let sign = [
+        "sign-blob",
+        &p.artifact,
+        "--identity-token",
+        "x.y.z",
+        "--server",
+        "http://sigil.example.com",
+    ];
+    for args in [&verify[..], &sign[..]] {
+        let out = sigil(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("plain http only from a loopback")
+                && stderr.contains("--insecure-trust"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

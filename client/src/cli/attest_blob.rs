@@ -161,7 +161,7 @@ pub fn verify_blob_attestation(args: VerifyBlobAttestationArgs) -> u8 {
         let bundle = Bundle::from_json(&read_file(&path, "bundle")?)
             .map_err(|e| failed(format!("{}: not a Sigstore bundle: {e}", path.display())))?;
         let artifact = read_file(&args.file, "file")?;
-        let root = load_trusted_root(&args.trust.source()).map_err(usage)?;
+        let root = load_trusted_root(&args.trust.source().map_err(usage)?).map_err(usage)?;
         let verified =
             verify_bundle(&bundle, Artifact::Bytes(&artifact), &policy, &root).map_err(failed)?;
         let (_, payload) = verified

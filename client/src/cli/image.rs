@@ -589,7 +589,7 @@ fn run_verify(
         signer: signer.policy()?,
         annotations: parse_annotations(annotations)?,
     };
-    let root = load_trusted_root(&trust.source()).map_err(usage)?;
+    let root = load_trusted_root(&trust.source().map_err(usage)?).map_err(usage)?;
     let verifier = Verifier::new(&root).map_err(failed)?;
     let registry = registry(registry_args)?;
     let verification = runtime()?.block_on(async {

@@ -15,7 +15,7 @@ use crate::sign::{
     KeylessServices, SignError, SignedBundle, SignedBy, http_client, sign_blob_keyed,
     sign_blob_keyless, sign_statement_keyless,
 };
-use crate::trust_source::{TrustSource, load_trusted_root};
+use crate::trust_source::{ServerUrl, TrustSource, load_trusted_root};
 
 const SIGN_BLOB_ABOUT: &str = "\
 Sign a file and write a Sigstore bundle (v0.3) for it.
@@ -75,9 +75,14 @@ pub struct SigningArgs {
     pub identity_token: Option<String>,
     #[command(flatten)]
     pub login: LoginArgs,
-    /// A sigil server: CA, transparency log and trusted root.
+    /// A sigil server: CA, transparency log and trusted root. Plain http only for a loopback
+    /// address (or with --insecure-trust).
     #[arg(long, conflicts_with = "trust_config")]
     pub server: Option<String>,
+    /// Fetch trust from a --server over plain http on a non-loopback address: anyone on the
+    /// path could replace it.
+    #[arg(long, requires = "server")]
+    pub insecure_trust: bool,
     /// ClientTrustConfig JSON (trusted root + signing config).
     #[arg(long)]
     pub trust_config: Option<PathBuf>,
@@ -112,7 +117,7 @@ pub struct SignBundleArgs {
     /// SigningConfig v0.2 JSON naming the CA and the transparency log.
     #[arg(long)]
     pub signing_config: Option<PathBuf>,
-    /// A sigil server to use when no signing config is given.
+    /// A sigil server to use when no signing config is given (plain http: loopback only).
     #[arg(long, conflicts_with = "signing_config")]
     pub server: Option<String>,
     /// The file to sign (with --in-toto: the statement).
@@ -194,7 +199,7 @@ pub(crate) fn resolve_signing(args: &SigningArgs, keyed: bool) -> Result<Resolve
         .transpose()
         .map_err(|e| usage(e.to_string()))?;
     if let Some(server) = &args.server {
-        let server = server.trim_end_matches('/').to_string();
+        let server = ServerUrl::new(server, args.insecure_trust).map_err(usage)?;
         // The server's trust config also names its login issuer; a log-only server has
         // none, and then only its trusted root is asked for.
         let served = load_server_trust_config(&server).ok();
@@ -217,8 +222,8 @@ pub(crate) fn resolve_signing(args: &SigningArgs, keyed: bool) -> Result<Resolve
             Err(e) => return Err(usage(e.to_string())),
         };
         return Ok(Resolved {
-            ca_url: Some(server.clone()),
-            rekor_url: args.rekor_url.clone().unwrap_or(server),
+            ca_url: Some(server.to_string()),
+            rekor_url: args.rekor_url.clone().unwrap_or(server.to_string()),
             trusted_root,
             oidc_url,
         });
@@ -243,7 +248,7 @@ fn default_bundle_path(file: &Path) -> PathBuf {
 }
 
 /// `GET <server>/api/v1/trust-config`.
-fn load_server_trust_config(server: &str) -> Result<ClientTrustConfig, String> {
+fn load_server_trust_config(server: &ServerUrl) -> Result<ClientTrustConfig, String> {
     let url = format!("{server}/api/v1/trust-config");
     let bytes = crate::trust_source::fetch(&url)?;
     ClientTrustConfig::from_json(&bytes).map_err(|e| format!("{url}: {e}"))
@@ -402,15 +407,15 @@ fn resolve_sign_bundle(args: &SignBundleArgs) -> Result<Resolved, Failure> {
         return from_signing_config(&config, Some(trusted_root), None);
     }
     if let Some(server) = &args.server {
-        let server = server.trim_end_matches('/').to_string();
+        let server = ServerUrl::new(server, false).map_err(usage)?;
         let trusted_root = match &args.trusted_root {
             Some(_) => load_trusted_root(&source),
             None => load_trusted_root(&TrustSource::Server(server.clone())),
         }
         .map_err(|e| usage(e.to_string()))?;
         return Ok(Resolved {
-            ca_url: Some(server.clone()),
-            rekor_url: server,
+            ca_url: Some(server.to_string()),
+            rekor_url: server.to_string(),
             trusted_root: Some(trusted_root),
             oidc_url: None,
         });

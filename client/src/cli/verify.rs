@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use sigil_proto::bundle::Bundle;
 
 use super::exit;
-use crate::trust_source::{TrustSource, load_trusted_root};
+use crate::trust_source::{ServerUrl, TrustSource, load_trusted_root};
 use crate::verify::{
     Artifact, GithubClaims, IdentityPolicy, Matcher, Policy, PublicKey, VerifiedBundle,
     VerifyError, verify_bundle,
@@ -109,30 +109,33 @@ impl SignerPolicyArgs {
 }
 
 #[derive(Debug, Args)]
-#[group(multiple = false)]
 pub struct TrustArgs {
     /// Trusted root JSON (dev.sigstore.trustroot.v1.TrustedRoot).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["trust_config", "server"])]
     pub trusted_root: Option<PathBuf>,
     /// ClientTrustConfig JSON (trusted root + signing config).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server")]
     pub trust_config: Option<PathBuf>,
-    /// A sigil server to fetch the trusted root from.
+    /// A sigil server to fetch the trusted root from (plain http: loopback only).
     #[arg(long)]
     pub server: Option<String>,
+    /// Fetch the trusted root from a --server over plain http on a non-loopback address:
+    /// anyone on the path could replace it.
+    #[arg(long, requires = "server")]
+    pub insecure_trust: bool,
 }
 
 impl TrustArgs {
-    pub(crate) fn source(&self) -> TrustSource {
-        if let Some(p) = &self.trusted_root {
+    pub(crate) fn source(&self) -> Result<TrustSource, String> {
+        Ok(if let Some(p) = &self.trusted_root {
             TrustSource::TrustedRoot(p.clone())
         } else if let Some(p) = &self.trust_config {
             TrustSource::TrustConfig(p.clone())
         } else if let Some(u) = &self.server {
-            TrustSource::Server(u.clone())
+            TrustSource::Server(ServerUrl::new(u, self.insecure_trust)?)
         } else {
             TrustSource::Default { staging: false }
-        }
+        })
     }
 }
 
@@ -287,8 +290,8 @@ fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
     let bundle = parse_bundle(&bundle_path)?;
     // The positional argument is always a file, even one named like `sha256:<hex>`: only the
     // conformance `verify-bundle` takes a digest in its place.
-    let root =
-        load_trusted_root(&args.trust.source()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let source = args.trust.source().map_err(Failure::Usage)?;
+    let root = load_trusted_root(&source).map_err(|e| Failure::Usage(e.to_string()))?;
     let bytes = read_file(&args.file, "artifact")?;
     Ok(verify_bundle(
         &bundle,

@@ -226,7 +226,8 @@ fn system_roots() -> Option<Vec<reqwest::Certificate>> {
 /// itself is plain http, and no private, loopback or link-local address unless the registry
 /// is on such an address too (a public registry must not aim credentials into the local
 /// network or at a cloud metadata service).
-fn check_realm(challenge: &str, registry: &str, scheme: &str) -> Result<(), RegistryError> {
+#[doc(hidden)] // pub for fuzz/ only
+pub fn check_realm(challenge: &str, registry: &str, scheme: &str) -> Result<(), RegistryError> {
     let refuse = |why: String| RegistryError::Unreachable {
         registry: registry.to_string(),
         detail: format!("refusing its token server: {why}"),
@@ -1083,7 +1084,8 @@ impl Host {
 
 /// `Link: </v2/...?last=x>; rel="next"` as the distribution spec pages listings; only
 /// same-registry links are followed.
-fn next_link(headers: &HeaderMap, base: &str) -> Option<String> {
+#[doc(hidden)] // pub for fuzz/ only
+pub fn next_link(headers: &HeaderMap, base: &str) -> Option<String> {
     let link = headers.get("link")?.to_str().ok()?;
     let (target, params) = link.split_once(';')?;
     if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
