@@ -259,16 +259,7 @@ impl SigningKey {
 }
 
 /// PEM with 64-character lines and a trailing newline.
-pub fn encode_pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub use sigil_keys::encode_pem;
 
 #[cfg(test)]
 mod tests {

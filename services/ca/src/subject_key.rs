@@ -1,15 +1,13 @@
 //! The key a certificate is issued for, and proof that the requester holds it: a PKCS#10
-//! self-signature or a signature over the identity challenge (interop §1.2). Verification
-//! goes through aws-lc-rs.
+//! self-signature or a signature over the identity challenge (interop §1.2). Parsing and
+//! verification go through `sigil-keys`, shared with the log and the client.
 
-use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
-use der::asn1::{AnyRef, BitStringRef, UintRef};
+use der::asn1::{AnyRef, BitStringRef};
 use der::{Decode, Encode, Sequence};
+use sigil_keys::{KeyError, PublicKey, X509SignatureError};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use thiserror::Error;
 use x509_cert::request::CertReqInfo;
-
-use crate::oids;
 
 /// Smallest and largest RSA moduli accepted (Fulcio's range).
 const RSA_MIN_BITS: usize = 2048;
@@ -37,26 +35,14 @@ pub enum SubjectKeyError {
     BadProofOfPossession,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyKind {
-    EcdsaP256,
-    EcdsaP384,
-    EcdsaP521,
-    Ed25519,
-    Rsa,
-}
+pub use sigil_keys::KeyKind;
 
-/// A parsed, policy-checked subject public key.
+/// A parsed, policy-checked subject public key: the SPKI as it goes into the certificate,
+/// and the same key parsed for verification.
 #[derive(Debug, Clone)]
 pub struct SubjectKey {
     spki: SubjectPublicKeyInfoOwned,
-    kind: KeyKind,
-}
-
-#[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+    key: PublicKey,
 }
 
 #[derive(Sequence)]
@@ -77,8 +63,8 @@ impl SubjectKey {
     pub fn from_request_content(content: &str) -> Result<SubjectKey, SubjectKeyError> {
         let trimmed = content.trim();
         if trimmed.starts_with("-----BEGIN") {
-            let (label, der) = der::pem::decode_vec(trimmed.as_bytes())
-                .map_err(|e| SubjectKeyError::MalformedKey(e.to_string()))?;
+            let (label, der) = sigil_keys::decode_pem(trimmed)
+                .ok_or_else(|| SubjectKeyError::MalformedKey("malformed PEM".into()))?;
             if label != "PUBLIC KEY" {
                 return Err(SubjectKeyError::MalformedKey(format!(
                     "unexpected PEM label {label:?}"
@@ -94,38 +80,26 @@ impl SubjectKey {
     }
 
     pub fn from_spki(spki: SubjectPublicKeyInfoOwned) -> Result<SubjectKey, SubjectKeyError> {
-        let kind = if spki.algorithm.oid == oids::EC_PUBLIC_KEY {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-                .ok_or_else(|| {
-                    SubjectKeyError::MalformedKey("EC key without a named curve".into())
-                })?;
-            match curve {
-                c if c == oids::SECP256R1 => KeyKind::EcdsaP256,
-                c if c == oids::SECP384R1 => KeyKind::EcdsaP384,
-                c if c == oids::SECP521R1 => KeyKind::EcdsaP521,
-                _ => return Err(SubjectKeyError::UnsupportedKey),
-            }
-        } else if spki.algorithm.oid == oids::ED25519 {
-            KeyKind::Ed25519
-        } else if spki.algorithm.oid == oids::RSA_ENCRYPTION {
-            check_rsa(spki.subject_public_key.raw_bytes())?;
-            KeyKind::Rsa
-        } else {
-            return Err(SubjectKeyError::UnsupportedKey);
-        };
-        let key = SubjectKey { spki, kind };
-        // Reject keys aws-lc-rs cannot use (bad points, wrong lengths) now rather than as a
-        // confusing signature failure later.
-        key.check_encoding()?;
-        Ok(key)
+        let der = spki
+            .to_der()
+            .map_err(|e| SubjectKeyError::MalformedKey(e.to_string()))?;
+        let key = PublicKey::from_spki_der(&der).map_err(|e| match e {
+            KeyError::Unsupported(_) => SubjectKeyError::UnsupportedKey,
+            other => SubjectKeyError::MalformedKey(other.to_string()),
+        })?;
+        if key.kind() == KeyKind::Rsa
+            && (!key
+                .rsa_modulus_bits()
+                .is_some_and(|bits| (RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits))
+                || !key.rsa_exponent_is_65537())
+        {
+            return Err(SubjectKeyError::WeakRsaKey);
+        }
+        Ok(SubjectKey { spki, key })
     }
 
     pub fn kind(&self) -> KeyKind {
-        self.kind
+        self.key.kind()
     }
 
     pub fn spki(&self) -> &SubjectPublicKeyInfoOwned {
@@ -143,100 +117,10 @@ impl SubjectKey {
         challenge: &[u8],
         signature: &[u8],
     ) -> Result<(), SubjectKeyError> {
-        let alg: &'static dyn VerificationAlgorithm = match self.kind {
-            KeyKind::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
-            KeyKind::EcdsaP384 => &sig::ECDSA_P384_SHA384_ASN1,
-            KeyKind::EcdsaP521 => &sig::ECDSA_P521_SHA512_ASN1,
-            KeyKind::Ed25519 => &sig::ED25519,
-            KeyKind::Rsa => &sig::RSA_PKCS1_2048_8192_SHA256,
-        };
-        self.verify(alg, challenge, signature)
+        self.key
+            .verify_default(challenge, signature)
             .map_err(|_| SubjectKeyError::BadProofOfPossession)
     }
-
-    /// Verifies a signature made with the X.509 signature algorithm `algorithm`.
-    fn verify_x509(
-        &self,
-        algorithm: &AlgorithmIdentifierOwned,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), SubjectKeyError> {
-        let oid = algorithm.oid;
-        let unsupported = || SubjectKeyError::UnsupportedSignatureAlgorithm(oid.to_string());
-        let alg: &'static dyn VerificationAlgorithm = match self.kind {
-            KeyKind::EcdsaP256 | KeyKind::EcdsaP384 | KeyKind::EcdsaP521 => {
-                let hash = [
-                    oids::ECDSA_WITH_SHA256,
-                    oids::ECDSA_WITH_SHA384,
-                    oids::ECDSA_WITH_SHA512,
-                ]
-                .iter()
-                .position(|o| *o == oid)
-                .ok_or_else(unsupported)?;
-                match (self.kind, hash) {
-                    (KeyKind::EcdsaP256, 0) => &sig::ECDSA_P256_SHA256_ASN1,
-                    (KeyKind::EcdsaP256, 1) => &sig::ECDSA_P256_SHA384_ASN1,
-                    (KeyKind::EcdsaP256, _) => &sig::ECDSA_P256_SHA512_ASN1,
-                    (KeyKind::EcdsaP384, 0) => &sig::ECDSA_P384_SHA256_ASN1,
-                    (KeyKind::EcdsaP384, 1) => &sig::ECDSA_P384_SHA384_ASN1,
-                    (KeyKind::EcdsaP384, _) => &sig::ECDSA_P384_SHA512_ASN1,
-                    (_, 0) => &sig::ECDSA_P521_SHA256_ASN1,
-                    (_, 1) => &sig::ECDSA_P521_SHA384_ASN1,
-                    (_, _) => &sig::ECDSA_P521_SHA512_ASN1,
-                }
-            }
-            KeyKind::Rsa => match oid {
-                o if o == oids::SHA256_WITH_RSA => &sig::RSA_PKCS1_2048_8192_SHA256,
-                o if o == oids::SHA384_WITH_RSA => &sig::RSA_PKCS1_2048_8192_SHA384,
-                o if o == oids::SHA512_WITH_RSA => &sig::RSA_PKCS1_2048_8192_SHA512,
-                _ => return Err(unsupported()),
-            },
-            KeyKind::Ed25519 if oid == oids::ED25519 => &sig::ED25519,
-            KeyKind::Ed25519 => return Err(unsupported()),
-        };
-        self.verify(alg, message, signature)
-            .map_err(|_| SubjectKeyError::BadCsrSignature)
-    }
-
-    fn verify(
-        &self,
-        alg: &'static dyn VerificationAlgorithm,
-        message: &[u8],
-        signature: &[u8],
-    ) -> Result<(), aws_lc_rs::error::Unspecified> {
-        UnparsedPublicKey::new(alg, self.spki.subject_public_key.raw_bytes())
-            .verify(message, signature)
-    }
-
-    fn check_encoding(&self) -> Result<(), SubjectKeyError> {
-        let raw = self.spki.subject_public_key.raw_bytes();
-        let ok = match self.kind {
-            KeyKind::EcdsaP256 => raw.len() == 65 && raw[0] == 4,
-            KeyKind::EcdsaP384 => raw.len() == 97 && raw[0] == 4,
-            KeyKind::EcdsaP521 => raw.len() == 133 && raw[0] == 4,
-            KeyKind::Ed25519 => raw.len() == 32,
-            KeyKind::Rsa => true,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(SubjectKeyError::MalformedKey(
-                "unexpected public key length (EC keys must be uncompressed points)".into(),
-            ))
-        }
-    }
-}
-
-fn check_rsa(rsa_public_key_der: &[u8]) -> Result<(), SubjectKeyError> {
-    let key = RsaPublicKey::from_der(rsa_public_key_der)
-        .map_err(|e| SubjectKeyError::MalformedKey(e.to_string()))?;
-    let n = key.modulus.as_bytes();
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-    if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) || key.public_exponent.as_bytes() != [1, 0, 1]
-    {
-        return Err(SubjectKeyError::WeakRsaKey);
-    }
-    Ok(())
 }
 
 /// Parses a PKCS#10 request (PEM or DER), checks its self-signature and returns its key.
@@ -265,6 +149,13 @@ pub fn verify_csr(bytes: &[u8]) -> Result<SubjectKey, SubjectKeyError> {
         .signature
         .as_bytes()
         .ok_or_else(|| SubjectKeyError::MalformedCsr("signature has unused bits".into()))?;
-    key.verify_x509(&raw.algorithm, &info_der, signature)?;
+    key.key
+        .verify_x509(&raw.algorithm.oid, &info_der, signature)
+        .map_err(|e| match e {
+            X509SignatureError::Unsupported(oid) => {
+                SubjectKeyError::UnsupportedSignatureAlgorithm(oid)
+            }
+            X509SignatureError::Bad => SubjectKeyError::BadCsrSignature,
+        })?;
     Ok(key)
 }

@@ -74,17 +74,17 @@ pub fn validate(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> {
 fn validate_fields(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> {
     match entry {
         ProposedEntry::HashedRekord(spec) => {
-            let alg = HashAlg::from_rekor(&spec.data.hash.algorithm)
+            let alg = HashAlg::from_rekor_name(&spec.data.hash.algorithm)
                 .ok_or_else(|| EntryError::HashAlgorithm(spec.data.hash.algorithm.clone()))?;
             let value = &spec.data.hash.value;
             let digest = hex::decode(value)
                 .ok()
                 .filter(|d| {
-                    d.len() == alg.digest_len() && value.bytes().all(|b| !b.is_ascii_uppercase())
+                    d.len() == alg.output_len() && value.bytes().all(|b| !b.is_ascii_uppercase())
                 })
                 .ok_or_else(|| EntryError::HashValue {
                     alg: spec.data.hash.algorithm.clone(),
-                    want: alg.digest_len() * 2,
+                    want: alg.output_len() * 2,
                 })?;
             let sig = STANDARD
                 .decode(&spec.signature.content)

@@ -410,7 +410,7 @@ async fn search_index(
         let (alg, value) = hash.split_once(':').unwrap_or(("sha256", hash));
         let value = value.to_lowercase();
         if !value.bytes().all(|b| b.is_ascii_hexdigit())
-            || keys::HashAlg::from_rekor(alg).map(|a| a.digest_len() * 2) != Some(value.len())
+            || keys::HashAlg::from_rekor_name(alg).map(|a| a.output_len() * 2) != Some(value.len())
         {
             return Err(HttpError::bad_request(
                 "hash must be <algorithm>:<hex digest>, e.g. sha256:<64 hex>",
@@ -447,7 +447,7 @@ async fn search_index(
             Some(cert) => vec![format!("cert:{}", hex::encode(Sha256::digest(cert)))],
             None => vec![format!(
                 "key:{}",
-                hex::encode(Sha256::digest(&key.spki_der))
+                hex::encode(Sha256::digest(key.key.spki_der()))
             )],
         });
     }
