@@ -58,7 +58,7 @@ pub struct TrustConfigArgs {
 /// Certificate authority options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CaArgs {
-    /// Issuers configuration file (JSON, Fulcio key names: OIDCIssuers, MetaIssuers). See docs/operations.md.
+    /// Issuers configuration file (JSON, Fulcio key names: OIDCIssuers, MetaIssuers). See docs/ca-oidc-issuers.md.
     #[arg(long = "config", env = "SIGIL_CONFIG")]
     pub issuers_config: Option<PathBuf>,
     /// Trust an email-identity OIDC issuer (client id `sigstore`). Repeatable.
