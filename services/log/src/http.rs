@@ -89,7 +89,56 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Http
         .map_err(|e| HttpError::bad_request(format!("malformed JSON request: {e}")))
 }
 
+/// For a catch-panic layer: a handler panicked. The client gets the same JSON as any internal
+/// error, and the panic is counted so that monitoring sees it though the process stays up.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    metrics::counter!("sigil_panics_total", "where" => "handler").increment(1);
+    HttpError::internal(format_args!("handler panicked: {detail}")).into_response()
+}
+
 /// JSON error for unknown routes, so clients never get an empty 404.
 pub async fn not_found_fallback() -> HttpError {
     HttpError::not_found("no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tower_http::catch_panic::CatchPanicLayer;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json_and_the_router_keeps_serving() {
+        async fn boom() -> String {
+            // Out of bounds: the kind of bug a request's numbers can reach.
+            let index: usize = "7".parse().unwrap();
+            [1, 2, 3][index].to_string()
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let get = |path: &str| {
+            axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let resp = app.clone().oneshot(get("/boom")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["code"], 500);
+        assert_eq!(json["message"], "internal error; see server logs");
+        let resp = app.oneshot(get("/ok")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 }

@@ -141,7 +141,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(60),
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(sigil_log::http::panic_response))
         // Refusals under overload are 5xx by design: logging each at ERROR would flood the
         // logs exactly when the server is busiest. Our own faults log themselves at ERROR.
         .layer(
@@ -261,18 +261,6 @@ pub async fn print_trust_config(args: TrustConfigArgs) -> anyhow::Result<()> {
     )?;
     println!("{}", serde_json::to_string_pretty(&config)?);
     Ok(())
-}
-
-/// A handler panicked: the client gets the same JSON as any internal error, and the panic
-/// is counted so that monitoring sees it even though the process stays up.
-fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    let detail = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("non-string panic payload");
-    metrics::counter!("sigil_panics_total", "where" => "handler").increment(1);
-    sigil_log::http::HttpError::internal(format_args!("handler panicked: {detail}")).into_response()
 }
 
 /// Ready when every log's writer can commit (the CA issues through the CT log's writer).
