@@ -207,16 +207,17 @@ pub async fn admit_writes(
         if let Err(limited) = limiter.check(&client) {
             metrics::counter!("sigil_requests_refused_total", "reason" => "client_rate")
                 .increment(1);
-            return refusal(
+            let response = refusal(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!("too many write requests from {client}; slow down"),
                 limited.retry_after,
             );
+            return drained(request, response).await;
         }
     }
     let Ok(_slot) = admission.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("sigil_requests_refused_total", "reason" => "overloaded").increment(1);
-        return refusal(
+        let response = refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "server is at capacity ({} writes in flight); retry shortly",
@@ -224,8 +225,30 @@ pub async fn admit_writes(
             ),
             Duration::from_secs(1),
         );
+        return drained(request, response).await;
     };
     next.run(request).await
+}
+
+/// Reads and drops a refused request's body before answering. Answering with the body
+/// unread makes the server close the connection, and a keep-alive client that already
+/// reuses it sees a broken request instead of the 503. Draining is network I/O only; a body
+/// too large or too slow to drain gets `Connection: close` instead.
+async fn drained(request: Request, mut response: Response) -> Response {
+    const MAX_DRAIN: usize = 256 * 1024;
+    let body = request.into_body();
+    let drained = tokio::time::timeout(
+        Duration::from_millis(500),
+        axum::body::to_bytes(body, MAX_DRAIN),
+    )
+    .await;
+    if !matches!(drained, Ok(Ok(_))) {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = sigil_log::http::DEFAULT_BODY_LIMIT, env = "SIGIL_MAX_BODY_BYTES")]
     pub max_body_bytes: usize,
     /// Writes (log entries, certificate requests) in flight at once, across all services.
-    /// Beyond it a write is answered 503 with Retry-After before its body is read, which keeps
+    /// Beyond it a write is answered 503 with Retry-After before it is parsed, which keeps
     /// the latency of accepted writes bounded under overload.
     #[arg(long, default_value_t = sigil_log::admission::DEFAULT_MAX_PENDING_WRITES, env = "SIGIL_MAX_PENDING_WRITES")]
     pub max_pending_writes: usize,
