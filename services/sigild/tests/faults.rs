@@ -480,12 +480,12 @@ async fn a_full_disk_gets_503_and_the_log_recovers_when_space_returns() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     // Reads keep working while writes cannot.
-    assert_log_kept(&http, &server.url, &acked, &[before.clone()]).await;
+    assert_log_kept(&http, &server.url, &acked, std::slice::from_ref(&before)).await;
 
     std::fs::remove_file(&filler).unwrap();
     wait_ready(&http, &server.url, Duration::from_secs(20)).await;
     acked.push(submit_ok(&http, &server.url, &key, "after space returned").await);
-    assert_log_kept(&http, &server.url, &acked, &[before.clone()]).await;
+    assert_log_kept(&http, &server.url, &acked, std::slice::from_ref(&before)).await;
 
     // And the database on the formerly full disk opens cleanly.
     server.restart();
