@@ -180,6 +180,7 @@ impl LogEngine {
             head_file: options.head_file,
         };
         tokio::spawn(sequencer.run(rx));
+        metrics::gauge!("sigil_log_writer_up", "log" => name.to_string()).set(1.0);
         tracing::info!(log = name, tree_id, size = head.size, "log opened");
         Ok(LogEngine { inner })
     }
