@@ -548,3 +548,74 @@ async fn interactive_login_uses_the_servers_issuer_and_the_dev_login_page() {
         "{rest:?}"
     );
 }
+
+/// A browser login against `idp` as `email`, through the library API, with `discovery` made
+/// beforehand (it may be stale on purpose).
+async fn browser_login_with(
+    discovery: &sigil_client::oidc::interactive::Discovery,
+    email: &str,
+) -> Result<String, LoginError> {
+    let http = reqwest::Client::new();
+    let client = credentials();
+    let login = BrowserLogin::start(discovery, &client).await.unwrap();
+    let authorization_url = login.authorization_url().to_string();
+    let waiting = {
+        let (http, discovery, client) = (http.clone(), discovery.clone(), client.clone());
+        tokio::spawn(async move {
+            login
+                .finish(&http, &discovery, &client, Duration::from_secs(60))
+                .await
+        })
+    };
+    let last = Browser::new().log_in(&authorization_url, email).await;
+    assert_eq!(last.url.path(), CALLBACK_PATH);
+    waiting.await.unwrap()
+}
+
+/// The client verifies ID tokens with the issuer's JWKS: each signing algorithm the test
+/// provider offers (RS256 is the other tests' default) verifies.
+#[tokio::test]
+async fn browser_login_verifies_id_tokens_of_each_signing_algorithm() {
+    for alg in ["ES256", "PS256", "EdDSA"] {
+        let idp = OidcProvider::start_with_alg(alg);
+        let discovery = discover(&reqwest::Client::new(), idp.issuer_url())
+            .await
+            .unwrap();
+        let token = browser_login_with(&discovery, "erin@example.com")
+            .await
+            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        let claims = TokenClaims::from_unverified_jwt(&token).unwrap();
+        assert_eq!(claims.sub, "erin@example.com", "{alg}");
+    }
+}
+
+/// An ID token signed with a key the discovered JWKS does not hold is refused, even when the
+/// issuer, audience and nonce are right: here the provider rotated its keys after discovery.
+#[tokio::test]
+async fn an_id_token_signed_with_an_unknown_key_is_refused() {
+    let mut idp = OidcProvider::start();
+    let discovery = discover(&reqwest::Client::new(), idp.issuer_url())
+        .await
+        .unwrap();
+    idp.rotate_keys();
+    match browser_login_with(&discovery, "frank@example.com").await {
+        Err(LoginError::BadIdToken(why)) => {
+            assert!(why.contains("not signed by the issuer's keys"), "{why}")
+        }
+        other => panic!("expected the ID token to be refused, got {other:?}"),
+    }
+}
+
+/// The issuer may be typed with or without a trailing slash; discovery reports it as the
+/// document spells it, with the device endpoint the test provider offers.
+#[tokio::test]
+async fn discovery_takes_the_issuer_with_a_trailing_slash() {
+    let idp = OidcProvider::start();
+    let http = reqwest::Client::new();
+    let discovery = discover(&http, &format!("{}/", idp.issuer_url()))
+        .await
+        .unwrap();
+    assert_eq!(discovery.issuer(), idp.issuer_url());
+    assert!(discovery.device_authorization_endpoint().is_some());
+    assert!(discovery.token_endpoint().starts_with(idp.issuer_url()));
+}

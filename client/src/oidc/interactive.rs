@@ -2,17 +2,42 @@
 //! with PKCE (S256) and a loopback redirect (RFC 8252), or the device authorization flow
 //! (RFC 8628) where no browser can be opened.
 //!
-//! The ID token's signature is not checked here (the CA does that); the client only checks
-//! that the token is for it (`aud`), still valid (`exp`) and, in the code flow, answers this
-//! login (`nonce`), so a token replayed into the callback is refused.
+//! The protocol is the `openidconnect` crate's: discovery (with the issuer's JWKS), the
+//! authorization URL with PKCE, `state` and `nonce`, the code and device-code exchanges with
+//! RFC 8628 polling, and the ID-token checks. It talks HTTP through `OidcHttp`, over the
+//! workspace's reqwest client. What a command-line client adds stays here: the loopback
+//! listener, the browser, the prompts and the errors a user reads.
+//!
+//! The ID token is verified before it is returned: its signature against the issuer's JWKS,
+//! `iss`, `aud`, `exp` and, in the code flow, the `nonce` this login sent. The CA verifies it
+//! again; checking here turns a token the CA would refuse into an error about the login, and
+//! refuses a token replayed into the callback.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType,
+    CoreClientAuthMethod, CoreDeviceAuthorizationResponse, CoreErrorResponseType, CoreGenderClaim,
+    CoreGrantType, CoreIdToken, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreSubjectIdentifierType,
+    CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AccessToken, AdditionalProviderMetadata, AsyncHttpClient, AuthType, AuthorizationCode,
+    ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, DeviceAuthorizationUrl,
+    DeviceCodeErrorResponse, DeviceCodeErrorResponseType, DiscoveryError, EmptyAdditionalClaims,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, EndpointState, ErrorResponseType, HttpRequest,
+    HttpResponse, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadata, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardErrorResponse,
+    TokenResponse, TokenUrl,
+};
 use reqwest::Url;
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -22,9 +47,11 @@ pub const DEFAULT_ISSUER: &str = "https://oauth2.sigstore.dev/auth";
 pub const DEFAULT_CLIENT_ID: &str = "sigstore";
 /// The loopback path the authorization server redirects to.
 pub const CALLBACK_PATH: &str = "/auth/callback";
-const SCOPES: &str = "openid email";
-const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Asked for next to `openid` (which openidconnect adds): the CA names people by email.
+const EMAIL_SCOPE: &str = "email";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// An issuer announcing an interval of 0 must not turn polling into a busy loop.
+const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -60,26 +87,140 @@ pub struct ClientCredentials {
     pub client_secret: Option<String>,
 }
 
-impl ClientCredentials {
-    /// `client_id` always, and `client_secret` in the body (client_secret_post) if there is one.
-    fn add_to(&self, form: &mut Vec<(&'static str, String)>) {
-        form.push(("client_id", self.client_id.clone()));
-        if let Some(secret) = &self.client_secret {
-            form.push(("client_secret", secret.clone()));
-        }
+/// openidconnect's HTTP seam over the caller's reqwest 0.13 client. The crate's built-in
+/// reqwest backend is off: it would bring reqwest 0.12 and, through it, rustls with ring.
+/// Every request gets [`HTTP_TIMEOUT`], as the login's requests always had; redirects follow
+/// the caller's client policy.
+struct OidcHttp<'a>(&'a reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for OidcHttp<'_> {
+    type Error = reqwest::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, reqwest::Error>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let mut request = reqwest::Request::try_from(request)?;
+            *request.timeout_mut() = Some(HTTP_TIMEOUT);
+            let response = self.0.execute(request).await?;
+            let status = response.status();
+            let version = response.version();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?;
+            let mut answer = HttpResponse::new(body.to_vec());
+            *answer.status_mut() = status;
+            *answer.version_mut() = version;
+            *answer.headers_mut() = headers;
+            Ok(answer)
+        })
     }
 }
 
-/// The endpoints of an issuer, from `<issuer>/.well-known/openid-configuration`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Discovery {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    #[serde(default)]
-    pub device_authorization_endpoint: Option<String>,
+/// The discovery field of RFC 8628 §4, which the core metadata type leaves out. Optional:
+/// sigild's dev issuer, for one, has no device flow.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct DeviceFlowMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
 }
 
+impl AdditionalProviderMetadata for DeviceFlowMetadata {}
+
+type IssuerMetadata = ProviderMetadata<
+    DeviceFlowMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// An openidconnect client for one issuer: authorization and token endpoints known, the
+/// device endpoint only where `D` says so.
+type OidcClient<D = EndpointNotSet> = openidconnect::Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    IdTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    D,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointMaybeSet,
+>;
+
+/// An issuer as its discovery document (`<issuer>/.well-known/openid-configuration`) and
+/// signing keys (its `jwks_uri`) describe it.
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    metadata: IssuerMetadata,
+    token_endpoint: TokenUrl,
+}
+
+impl Discovery {
+    /// The issuer identifier, as the document spells it (and as ID tokens' `iss` must).
+    pub fn issuer(&self) -> &str {
+        self.metadata.issuer().as_str()
+    }
+
+    pub fn authorization_endpoint(&self) -> &str {
+        self.metadata.authorization_endpoint().as_str()
+    }
+
+    pub fn token_endpoint(&self) -> &str {
+        self.token_endpoint.as_str()
+    }
+
+    pub fn device_authorization_endpoint(&self) -> Option<&str> {
+        self.metadata
+            .additional_metadata()
+            .device_authorization_endpoint
+            .as_ref()
+            .map(|url| url.as_str())
+    }
+
+    fn client(&self, credentials: &ClientCredentials) -> OidcClient {
+        openidconnect::Client::from_provider_metadata(
+            self.metadata.clone(),
+            ClientId::new(credentials.client_id.clone()),
+            credentials.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_token_uri(self.token_endpoint.clone())
+        // client_secret_post, as before: a public client still names itself in the body, and
+        // the issuers sigil is tested against register their confidential clients this way.
+        .set_auth_type(AuthType::RequestBody)
+    }
+
+    fn device_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<OidcClient<EndpointSet>, LoginError> {
+        let endpoint = self
+            .metadata
+            .additional_metadata()
+            .device_authorization_endpoint
+            .clone()
+            .ok_or(LoginError::NoDeviceFlow)?;
+        Ok(self
+            .client(credentials)
+            .set_device_authorization_url(endpoint))
+    }
+}
+
+/// Fetches the issuer's discovery document and its JWKS.
 pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery, LoginError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
@@ -89,26 +230,212 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Discovery,
         url: url.clone(),
         reason,
     };
-    let response = http
-        .get(&url)
-        .timeout(HTTP_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(fail(format!("HTTP {}", response.status())));
+    let http = OidcHttp(http);
+    let issuer_url = |spelling: String| IssuerUrl::new(spelling).map_err(|e| fail(e.to_string()));
+    let mut found = IssuerMetadata::discover_async(issuer_url(issuer.to_string())?, &http).await;
+    // `https://issuer` and `https://issuer/` fetch the same document, but OIDC wants the
+    // issuer spelled exactly as the document does: a user may type either.
+    if let Err(DiscoveryError::Validation(_)) = &found {
+        let other = match issuer.strip_suffix('/') {
+            Some(bare) => bare.to_string(),
+            None => format!("{issuer}/"),
+        };
+        if let Ok(metadata) = IssuerMetadata::discover_async(issuer_url(other)?, &http).await {
+            found = Ok(metadata);
+        }
     }
-    response.json().await.map_err(|e| fail(e.to_string()))
+    let metadata = found.map_err(|e| fail(describe(&e)))?;
+    let token_endpoint = metadata
+        .token_endpoint()
+        .cloned()
+        .ok_or_else(|| fail("the document names no token_endpoint".to_string()))?;
+    Ok(Discovery {
+        metadata,
+        token_endpoint,
+    })
+}
+
+/// The token endpoint's answer, of which a login keeps only the ID token. sigild's dev issuer
+/// answers without an access token, which oauth2's standard response type requires, so it is
+/// optional here; `refresh_token` and `scope` are not read at all.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct TokenAnswer {
+    #[serde(default = "no_access_token")]
+    access_token: AccessToken,
+    #[serde(default = "bearer")]
+    token_type: CoreTokenType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+fn no_access_token() -> AccessToken {
+    AccessToken::new(String::new())
+}
+
+fn bearer() -> CoreTokenType {
+    CoreTokenType::Bearer
+}
+
+/// [`TokenAnswer`] with its ID token parsed for the verifier, next to the exact text the
+/// issuer sent (which is what the CA gets). An unparseable ID token is kept as its error, so
+/// that it is reported as a bad ID token rather than as an unreadable answer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(from = "TokenAnswer", into = "TokenAnswer")]
+struct IdTokenResponse {
+    answer: TokenAnswer,
+    parsed: Option<Result<CoreIdToken, String>>,
+}
+
+impl From<TokenAnswer> for IdTokenResponse {
+    fn from(answer: TokenAnswer) -> IdTokenResponse {
+        let parsed = answer
+            .id_token
+            .as_deref()
+            .map(|jwt| jwt.parse::<CoreIdToken>().map_err(|e| e.to_string()));
+        IdTokenResponse { answer, parsed }
+    }
+}
+
+impl From<IdTokenResponse> for TokenAnswer {
+    fn from(response: IdTokenResponse) -> TokenAnswer {
+        response.answer
+    }
+}
+
+impl OAuth2TokenResponse for IdTokenResponse {
+    type TokenType = CoreTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.answer.access_token
+    }
+
+    fn token_type(&self) -> &CoreTokenType {
+        &self.answer.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.answer.expires_in.map(Duration::from_secs)
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        None
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+impl
+    TokenResponse<
+        EmptyAdditionalClaims,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    > for IdTokenResponse
+{
+    fn id_token(&self) -> Option<&CoreIdToken> {
+        self.parsed.as_ref()?.as_ref().ok()
+    }
+}
+
+/// The ID token of a token-endpoint answer, as sent, once openidconnect's verifier accepted it
+/// with the issuer's keys (and, given one, the nonce this login sent).
+fn verified_id_token<D: EndpointState>(
+    oidc: &OidcClient<D>,
+    response: &IdTokenResponse,
+    nonce: Option<&Nonce>,
+) -> Result<String, LoginError> {
+    let (Some(raw), Some(parsed)) = (&response.answer.id_token, &response.parsed) else {
+        return Err(LoginError::Endpoint {
+            endpoint: "token",
+            reason: "the answer has no id_token".to_string(),
+        });
+    };
+    let token = parsed
+        .as_ref()
+        .map_err(|e| LoginError::BadIdToken(format!("is unreadable: {e}")))?;
+    // Further audiences next to this client are the CA's to judge, as they were before this
+    // client verified signatures; the default would refuse them.
+    let verifier = oidc
+        .id_token_verifier()
+        .set_other_audience_verifier_fn(|_| true);
+    let checked = match nonce {
+        Some(nonce) => token.claims(&verifier, nonce).map(drop),
+        None => token
+            .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+            .map(drop),
+    };
+    checked.map_err(|e| refused(e, oidc.client_id().as_str()))?;
+    Ok(raw.clone())
+}
+
+fn refused(error: ClaimsVerificationError, client_id: &str) -> LoginError {
+    LoginError::BadIdToken(match error {
+        ClaimsVerificationError::InvalidAudience(detail) => {
+            format!("is not for client {client_id} ({detail})")
+        }
+        ClaimsVerificationError::Expired(_) => "has expired".to_string(),
+        ClaimsVerificationError::InvalidNonce(_) => {
+            "answers another login (nonce differs)".to_string()
+        }
+        ClaimsVerificationError::InvalidIssuer(detail) => {
+            format!("is from another issuer ({detail})")
+        }
+        ClaimsVerificationError::SignatureVerification(e) => {
+            format!("is not signed by the issuer's keys ({e})")
+        }
+        other => format!("was refused: {other}"),
+    })
+}
+
+/// An error and its causes on one line: openidconnect's errors name the step that failed
+/// ("Request failed") and leave the reason to their sources.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `error description`, as an OAuth error response reads to a person.
+fn oauth_error_text<T: ErrorResponseType + std::fmt::Display>(
+    answer: &StandardErrorResponse<T>,
+) -> String {
+    let description = answer.error_description().map_or("", String::as_str);
+    format!("{} {description}", answer.error())
+        .trim_end()
+        .to_string()
+}
+
+fn endpoint_error<T: ErrorResponseType + std::fmt::Display + 'static>(
+    endpoint: &'static str,
+    error: RequestTokenError<reqwest::Error, StandardErrorResponse<T>>,
+) -> LoginError {
+    let reason = match &error {
+        RequestTokenError::ServerResponse(answer) => oauth_error_text(answer),
+        other => describe(other),
+    };
+    LoginError::Endpoint { endpoint, reason }
 }
 
 /// A code-flow login in progress: the loopback listener is open and the URL to visit is known.
 pub struct BrowserLogin {
     listener: TcpListener,
     authorization_url: String,
-    redirect_uri: String,
-    state: String,
-    nonce: String,
-    verifier: String,
+    redirect_uri: RedirectUrl,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
 }
 
 impl BrowserLogin {
@@ -121,23 +448,20 @@ impl BrowserLogin {
             .await
             .map_err(LoginError::Listener)?;
         let port = listener.local_addr().map_err(LoginError::Listener)?.port();
-        let redirect_uri = format!("http://127.0.0.1:{port}{CALLBACK_PATH}");
-        let (state, nonce, verifier) = (random_token(), random_token(), random_token());
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let mut url =
-            Url::parse(&discovery.authorization_endpoint).map_err(|e| LoginError::Discovery {
-                url: discovery.authorization_endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &client.client_id)
-            .append_pair("redirect_uri", &redirect_uri)
-            .append_pair("scope", SCOPES)
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+        let redirect_uri = RedirectUrl::new(format!("http://127.0.0.1:{port}{CALLBACK_PATH}"))
+            .expect("a loopback URL with a port and a constant path is valid");
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = discovery
+            .client(client)
+            .set_redirect_uri(redirect_uri.clone())
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new(EMAIL_SCOPE.to_string()))
+            .set_pkce_challenge(challenge)
+            .url();
         Ok(BrowserLogin {
             listener,
             authorization_url: url.to_string(),
@@ -154,7 +478,7 @@ impl BrowserLogin {
     }
 
     /// Waits (at most `timeout`) for the redirect to the loopback listener, checks its state,
-    /// exchanges the code for tokens and returns the checked ID token.
+    /// exchanges the code for tokens and returns the verified ID token.
     pub async fn finish(
         self,
         http: &reqwest::Client,
@@ -172,32 +496,24 @@ impl BrowserLogin {
                 .map(|(_, v)| v.clone())
         };
         // State first: an error report from a page this login did not start is no answer.
-        if get("state").as_deref() != Some(self.state.as_str()) {
+        if get("state").as_deref() != Some(self.state.secret().as_str()) {
             return Err(LoginError::StateMismatch);
         }
         if let Some(error) = get("error") {
             let description = get("error_description").unwrap_or_default();
-            return Err(LoginError::Denied(format!("{error} {description}")));
+            return Err(LoginError::Denied(
+                format!("{error} {description}").trim_end().to_string(),
+            ));
         }
         let code = get("code").ok_or(LoginError::NoCode)?;
-        let mut form = vec![
-            ("grant_type", "authorization_code".to_string()),
-            ("code", code),
-            ("redirect_uri", self.redirect_uri.clone()),
-            ("code_verifier", self.verifier.clone()),
-        ];
-        client.add_to(&mut form);
-        let id_token = match post_token(http, &discovery.token_endpoint, &form).await? {
-            TokenAnswer::Tokens(t) => t,
-            TokenAnswer::Error { error, description } => {
-                return Err(LoginError::Endpoint {
-                    endpoint: "token",
-                    reason: format!("{error} {description}"),
-                });
-            }
-        };
-        check_id_token(&id_token, &client.client_id, Some(&self.nonce))?;
-        Ok(id_token)
+        let oidc = discovery.client(client).set_redirect_uri(self.redirect_uri);
+        let response = oidc
+            .exchange_code(AuthorizationCode::new(code))
+            .set_pkce_verifier(self.verifier)
+            .request_async(&OidcHttp(http))
+            .await
+            .map_err(|e| endpoint_error("token", e))?;
+        verified_id_token(&oidc, &response, Some(&self.nonce))
     }
 }
 
@@ -250,16 +566,42 @@ async fn respond(
 }
 
 /// What the device authorization endpoint hands out, to show the user.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct DeviceAuthorization {
     pub device_code: String,
     pub user_code: String,
     pub verification_uri: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_uri_complete: Option<String>,
     pub expires_in: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<u64>,
+}
+
+impl DeviceAuthorization {
+    fn from_oauth2(answer: &CoreDeviceAuthorizationResponse) -> DeviceAuthorization {
+        DeviceAuthorization {
+            device_code: answer.device_code().secret().clone(),
+            user_code: answer.user_code().secret().clone(),
+            verification_uri: answer.verification_uri().to_string(),
+            verification_uri_complete: answer
+                .verification_uri_complete()
+                .map(|uri| uri.secret().clone()),
+            expires_in: answer.expires_in().as_secs(),
+            interval: Some(answer.interval().as_secs()),
+        }
+    }
+
+    /// Back into oauth2's type, whose fields are private: this struct has the wire format's
+    /// field names, so serde rebuilds it.
+    fn to_oauth2(&self) -> Result<CoreDeviceAuthorizationResponse, LoginError> {
+        serde_json::to_value(self)
+            .and_then(serde_json::from_value)
+            .map_err(|e| LoginError::Endpoint {
+                endpoint: "device authorization",
+                reason: format!("unusable answer: {e}"),
+            })
+    }
 }
 
 /// Starts a device authorization (RFC 8628 §3.1).
@@ -268,115 +610,48 @@ pub async fn start_device_login(
     discovery: &Discovery,
     client: &ClientCredentials,
 ) -> Result<DeviceAuthorization, LoginError> {
-    let endpoint = discovery
-        .device_authorization_endpoint
-        .as_deref()
-        .ok_or(LoginError::NoDeviceFlow)?;
-    let mut form = vec![("scope", SCOPES.to_string())];
-    client.add_to(&mut form);
-    let fail = |reason: String| LoginError::Endpoint {
-        endpoint: "device authorization",
-        reason,
-    };
-    let response = http
-        .post(endpoint)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form_body(&form))
-        .timeout(HTTP_TIMEOUT)
-        .send()
+    let oidc = discovery.device_client(client)?;
+    let answer: CoreDeviceAuthorizationResponse = oidc
+        .exchange_device_code()
+        .add_scope(Scope::new(EMAIL_SCOPE.to_string()))
+        .request_async(&OidcHttp(http))
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| fail(e.to_string()))?;
-    if !status.is_success() {
-        return Err(fail(format!("HTTP {status}: {text}")));
-    }
-    serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+        .map_err(|e| endpoint_error("device authorization", e))?;
+    Ok(DeviceAuthorization::from_oauth2(&answer))
 }
 
 /// Polls the token endpoint until the user approved (or refused, or the code expired),
-/// honouring `authorization_pending` and `slow_down` (RFC 8628 §3.5).
+/// honouring `authorization_pending` and `slow_down` (RFC 8628 §3.5), and returns the
+/// verified ID token.
 pub async fn poll_device_login(
     http: &reqwest::Client,
     discovery: &Discovery,
     client: &ClientCredentials,
     device: &DeviceAuthorization,
 ) -> Result<String, LoginError> {
-    let mut interval = Duration::from_secs(device.interval.unwrap_or(5).max(1));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(device.expires_in);
-    let mut form = vec![
-        ("grant_type", DEVICE_CODE_GRANT.to_string()),
-        ("device_code", device.device_code.clone()),
-    ];
-    client.add_to(&mut form);
-    loop {
-        tokio::time::sleep(interval).await;
-        if tokio::time::Instant::now() >= deadline {
-            return Err(LoginError::DeviceCodeExpired);
-        }
-        match post_token(http, &discovery.token_endpoint, &form).await? {
-            TokenAnswer::Tokens(id_token) => {
-                check_id_token(&id_token, &client.client_id, None)?;
-                return Ok(id_token);
-            }
-            TokenAnswer::Error { error, .. } if error == "authorization_pending" => {}
-            TokenAnswer::Error { error, .. } if error == "slow_down" => {
-                interval += Duration::from_secs(5);
-            }
-            TokenAnswer::Error { error, .. } if error == "expired_token" => {
-                return Err(LoginError::DeviceCodeExpired);
-            }
-            TokenAnswer::Error { error, description } => {
-                return Err(LoginError::Denied(format!("{error} {description}")));
-            }
-        }
-    }
+    let details = device.to_oauth2()?;
+    let oidc = discovery.client(client);
+    let response = oidc
+        .exchange_device_access_token(&details)
+        .request_async(
+            &OidcHttp(http),
+            |wait| tokio::time::sleep(wait.max(MIN_POLL_INTERVAL)),
+            None,
+        )
+        .await
+        .map_err(device_poll_error)?;
+    verified_id_token(&oidc, &response, None)
 }
 
-enum TokenAnswer {
-    Tokens(String),
-    Error { error: String, description: String },
-}
-
-async fn post_token(
-    http: &reqwest::Client,
-    endpoint: &str,
-    form: &[(&'static str, String)],
-) -> Result<TokenAnswer, LoginError> {
-    #[derive(Deserialize)]
-    struct Answer {
-        #[serde(default)]
-        id_token: Option<String>,
-        #[serde(default)]
-        error: Option<String>,
-        #[serde(default)]
-        error_description: Option<String>,
-    }
-    let fail = |reason: String| LoginError::Endpoint {
-        endpoint: "token",
-        reason,
-    };
-    let response = http
-        .post(endpoint)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("accept", "application/json")
-        .body(form_body(form))
-        .timeout(HTTP_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let answer: Answer = response
-        .json()
-        .await
-        .map_err(|e| fail(format!("HTTP {status}: {e}")))?;
-    match (answer.id_token, answer.error) {
-        (_, Some(error)) => Ok(TokenAnswer::Error {
-            error,
-            description: answer.error_description.unwrap_or_default(),
-        }),
-        (Some(id_token), None) if status.is_success() => Ok(TokenAnswer::Tokens(id_token)),
-        _ => Err(fail(format!("HTTP {status} without an id_token"))),
+fn device_poll_error(
+    error: RequestTokenError<reqwest::Error, DeviceCodeErrorResponse>,
+) -> LoginError {
+    match error {
+        RequestTokenError::ServerResponse(answer) => match answer.error() {
+            DeviceCodeErrorResponseType::ExpiredToken => LoginError::DeviceCodeExpired,
+            _ => LoginError::Denied(oauth_error_text(&answer)),
+        },
+        other => endpoint_error("token", other),
     }
 }
 
@@ -388,8 +663,10 @@ pub fn form_body(pairs: &[(&str, String)]) -> String {
     url.query().unwrap_or("").to_string()
 }
 
-/// Checks the claims the client is responsible for: the token names this client as its
-/// audience, has not expired, and (code flow) carries the nonce this login sent.
+/// Checks, without the signature, the claims a client is responsible for: the token names
+/// this client as its audience, has not expired, and (code flow) carries the nonce this login
+/// sent. [`login`] does more (openidconnect's verifier, with the issuer's keys); this is for
+/// a caller that holds a token but no discovery document.
 pub fn check_id_token(token: &str, client_id: &str, nonce: Option<&str>) -> Result<(), LoginError> {
     #[derive(Deserialize)]
     struct Claims {
@@ -431,14 +708,6 @@ pub fn check_id_token(token: &str, client_id: &str, nonce: Option<&str>) -> Resu
     Ok(())
 }
 
-/// 256 random bits, base64url: state, nonce and PKCE verifier (43 characters, within RFC
-/// 7636's 43..=128).
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// How a person at a terminal logs in.
 #[derive(Clone, Debug)]
 pub struct LoginOptions {
@@ -451,12 +720,12 @@ pub struct LoginOptions {
 }
 
 /// Logs in interactively: the code flow with a browser when one can be opened (the URL is
-/// printed on stderr either way), else the device flow. Returns the ID token.
+/// printed on stderr either way), else the device flow. Returns the verified ID token.
 pub async fn login(http: &reqwest::Client, options: &LoginOptions) -> Result<String, LoginError> {
     let discovery = discover(http, &options.issuer).await?;
     // Without a display the device flow fits best; an issuer without it still gets the
     // browser flow, whose URL is printed for the user to open wherever they can.
-    let device_possible = discovery.device_authorization_endpoint.is_some();
+    let device_possible = discovery.device_authorization_endpoint().is_some();
     if options.device_flow || (!browser_available() && device_possible) {
         let device = start_device_login(http, &discovery, &options.client).await?;
         let url = device
@@ -536,5 +805,200 @@ mod tests {
             ("redirect_uri", "http://h/p?q".into()),
         ]);
         assert_eq!(body, "a=x+y%26z&redirect_uri=http%3A%2F%2Fh%2Fp%3Fq");
+    }
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    const ISSUER: &str = "https://issuer.test";
+
+    fn es256_key() -> EcdsaKeyPair {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap()
+    }
+
+    /// An issuer known without the network: its discovery document and a JWKS with `key`.
+    fn issuer_with(key: &EcdsaKeyPair) -> Discovery {
+        let point = key.public_key().as_ref();
+        let metadata: IssuerMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": ISSUER,
+            "authorization_endpoint": format!("{ISSUER}/authorize"),
+            "token_endpoint": format!("{ISSUER}/token"),
+            "jwks_uri": format!("{ISSUER}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }))
+        .unwrap();
+        let jwks = serde_json::from_value(serde_json::json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "k1",
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        }]}))
+        .unwrap();
+        Discovery {
+            token_endpoint: metadata.token_endpoint().unwrap().clone(),
+            metadata: metadata.set_jwks(jwks),
+        }
+    }
+
+    fn signed(key: &EcdsaKeyPair, claims: &serde_json::Value) -> String {
+        let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": "k1"});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+
+    fn claims(changes: serde_json::Value) -> serde_json::Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice@example.com", "aud": "sigstore",
+            "iat": now, "exp": now + 600, "nonce": "n1",
+        });
+        for (name, value) in changes.as_object().unwrap() {
+            claims[name] = value.clone();
+        }
+        claims
+    }
+
+    /// A token endpoint's answer as sigild's dev issuer sends it: no access token.
+    fn answer(id_token: &str) -> IdTokenResponse {
+        serde_json::from_value(serde_json::json!({
+            "id_token": id_token, "token_type": "Bearer", "expires_in": 600
+        }))
+        .unwrap()
+    }
+
+    fn verify(
+        discovery: &Discovery,
+        token: &str,
+        nonce: Option<&str>,
+    ) -> Result<String, LoginError> {
+        let client = ClientCredentials {
+            client_id: "sigstore".into(),
+            client_secret: None,
+        };
+        let nonce = nonce.map(|n| Nonce::new(n.to_string()));
+        verified_id_token(&discovery.client(&client), &answer(token), nonce.as_ref())
+    }
+
+    fn refusal(result: Result<String, LoginError>) -> String {
+        match result {
+            Err(LoginError::BadIdToken(why)) => why,
+            other => panic!("expected a refused ID token, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn id_tokens_are_verified_with_the_issuers_keys() {
+        let key = es256_key();
+        let issuer = issuer_with(&key);
+        let token = signed(&key, &claims(serde_json::json!({})));
+        assert_eq!(verify(&issuer, &token, Some("n1")).unwrap(), token);
+        assert_eq!(verify(&issuer, &token, None).unwrap(), token);
+        let listed = signed(&key, &claims(serde_json::json!({"aud": ["sigstore", "x"]})));
+        verify(&issuer, &listed, None).unwrap();
+
+        // The payload of a genuine token swapped for another identity's.
+        let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+        parts[1] = URL_SAFE_NO_PAD
+            .encode(claims(serde_json::json!({"sub": "mallory@example.com"})).to_string());
+        let tampered = parts.join(".");
+        assert!(refusal(verify(&issuer, &tampered, None)).contains("not signed"));
+        let forged = signed(&es256_key(), &claims(serde_json::json!({})));
+        assert!(refusal(verify(&issuer, &forged, None)).contains("not signed"));
+
+        assert!(refusal(verify(&issuer, &token, Some("n2"))).contains("nonce differs"));
+        let other_client = signed(&key, &claims(serde_json::json!({"aud": "other"})));
+        assert!(
+            refusal(verify(&issuer, &other_client, None)).contains("is not for client sigstore")
+        );
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let expired = signed(&key, &claims(serde_json::json!({"exp": now - 60})));
+        assert_eq!(refusal(verify(&issuer, &expired, None)), "has expired");
+        let elsewhere = signed(
+            &key,
+            &claims(serde_json::json!({"iss": "https://elsewhere.test"})),
+        );
+        assert!(refusal(verify(&issuer, &elsewhere, None)).contains("another issuer"));
+        assert!(refusal(verify(&issuer, "not.a-jwt", None)).contains("unreadable"));
+    }
+
+    #[test]
+    fn a_token_answer_without_an_id_token_is_an_endpoint_error() {
+        let issuer = issuer_with(&es256_key());
+        let client = ClientCredentials {
+            client_id: "sigstore".into(),
+            client_secret: None,
+        };
+        let response: IdTokenResponse = serde_json::from_value(
+            serde_json::json!({"access_token": "a", "token_type": "bearer"}),
+        )
+        .unwrap();
+        assert!(matches!(
+            verified_id_token(&issuer.client(&client), &response, None),
+            Err(LoginError::Endpoint {
+                endpoint: "token",
+                ..
+            })
+        ));
+    }
+
+    /// openidconnect says "Request failed" or "Server returned invalid response"; the user
+    /// reads which URL failed and why.
+    #[tokio::test]
+    async fn discovery_failures_name_the_document_and_the_cause() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = respond(&mut socket, "404 Not Found", "no such document").await;
+            }
+        });
+        let http = reqwest::Client::new();
+        match discover(&http, &issuer).await {
+            Err(LoginError::Discovery { url, reason }) => {
+                assert_eq!(url, format!("{issuer}/.well-known/openid-configuration"));
+                assert!(reason.contains("404"), "{reason}");
+            }
+            other => panic!("expected a discovery error, got {other:?}"),
+        }
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        match discover(&http, &closed).await {
+            Err(LoginError::Discovery { reason, .. }) => {
+                assert!(reason.len() > "Request failed".len(), "{reason}");
+            }
+            other => panic!("expected a discovery error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn device_authorizations_survive_the_round_trip_through_oauth2() {
+        let device = DeviceAuthorization {
+            device_code: "dc".into(),
+            user_code: "ABCD-EFGH".into(),
+            verification_uri: "https://issuer.test/device".into(),
+            verification_uri_complete: None,
+            expires_in: 600,
+            interval: None,
+        };
+        let back = DeviceAuthorization::from_oauth2(&device.to_oauth2().unwrap());
+        assert_eq!(back.device_code, "dc");
+        assert_eq!(back.user_code, "ABCD-EFGH");
+        assert_eq!(back.verification_uri, "https://issuer.test/device");
+        assert_eq!(back.verification_uri_complete, None);
+        assert_eq!(back.expires_in, 600);
+        assert_eq!(back.interval, Some(5), "RFC 8628's default interval");
     }
 }

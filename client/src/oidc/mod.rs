@@ -1,7 +1,8 @@
 //! OIDC identity tokens on the signing side: where a token comes from (flag, environment, CI
 //! provider) and what the CA's proof of possession must sign.
 //!
-//! The client never verifies the token (the CA does); it only reads the claims it needs.
+//! Tokens from these sources are not verified here (the CA does that); the client only reads
+//! the claims it needs. An interactive login ([`interactive`]) verifies the token it receives.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
