@@ -3,6 +3,7 @@
 //! `verify` is the reusable library; `cli` holds the `sigil` command line, one module per
 //! subcommand group, so that adding a subcommand is a local change.
 
+pub mod audit;
 pub mod cli;
 pub mod image;
 pub mod keys;

@@ -5,6 +5,7 @@ mod attachments;
 mod attest_blob;
 mod image;
 mod keys;
+mod log;
 mod login;
 mod registry_args;
 mod sign;
@@ -65,6 +66,7 @@ pub enum Command {
     Download(attachments::DownloadArgs),
     Triangulate(attachments::TriangulateArgs),
     Copy(attachments::CopyArgs),
+    Log(log::LogArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -92,6 +94,7 @@ pub fn run() -> ExitCode {
         Command::Download(args) => attachments::download(args),
         Command::Triangulate(args) => attachments::triangulate(args),
         Command::Copy(args) => attachments::copy_image(args),
+        Command::Log(args) => log::log(args),
     };
     ExitCode::from(code)
 }

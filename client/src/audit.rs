@@ -1,0 +1,395 @@
+//! Auditing a Rekor v1 transparency log from the client: its signed checkpoint, one entry
+//! with its proofs, and proof that the log only grew between two checkpoints. Everything the
+//! server says is checked against the trusted root before it is shown.
+
+use sigil_proto::bundle::TransparencyLogEntry;
+use sigil_proto::checkpoint::{Checkpoint, SignedNote};
+use sigil_proto::merkle::{self, Hash};
+use sigil_proto::rekor_v1::{ConsistencyProof, LogEntry, LogEntryMap, LogInfo};
+use sigil_proto::trust::TransparencyLogInstance;
+
+use crate::verify::certs::{ParsedCert, fulcio_extension};
+use crate::verify::keys::{PublicKey, decode_pem};
+use crate::verify::tlog::{self, TlogError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{url}: {reason}")]
+    Http { url: String, reason: String },
+    #[error("checkpoint is malformed: {0}")]
+    Malformed(String),
+    #[error("checkpoint is not signed by any transparency log in the trusted root (signers: {0})")]
+    UnknownSigner(String),
+    #[error("the saved checkpoint is for log {saved:?}, the server's for {current:?}")]
+    OtherLog { saved: String, current: String },
+    #[error(
+        "the log is at size {current}, smaller than the saved checkpoint's {saved}: it went back"
+    )]
+    Shrunk { saved: u64, current: u64 },
+    #[error(
+        "split view: two checkpoints for size {size} with different roots ({saved} saved, {current} now)"
+    )]
+    SplitView {
+        size: u64,
+        saved: String,
+        current: String,
+    },
+    #[error("the log did not only grow from size {old} to {new}: {reason}")]
+    Inconsistent { old: u64, new: u64, reason: String },
+    #[error("entry: {0}")]
+    Entry(String),
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+}
+
+/// A checkpoint whose signature by a trusted log key has been checked.
+#[derive(Clone, Debug)]
+pub struct VerifiedCheckpoint {
+    pub checkpoint: Checkpoint,
+    /// The signed note as served (to save and check against later).
+    pub note: String,
+    /// Hex SHA-256 of the log key's SPKI.
+    pub log_key_id: String,
+}
+
+/// Checks a signed note against every log in the trusted root: it must carry a signature
+/// whose key hint names one of them and which verifies with that log's key.
+pub fn verify_checkpoint(
+    note_text: &str,
+    tlogs: &[TransparencyLogInstance],
+) -> Result<VerifiedCheckpoint, AuditError> {
+    let note = SignedNote::parse(note_text).map_err(|e| AuditError::Malformed(e.to_string()))?;
+    let checkpoint =
+        Checkpoint::parse(&note.text).map_err(|e| AuditError::Malformed(e.to_string()))?;
+    for log in tlogs {
+        let Some(key) = log
+            .public_key
+            .raw_bytes
+            .as_deref()
+            .and_then(|der| PublicKey::from_spki_der(der).ok())
+        else {
+            continue;
+        };
+        let hint = log.log_id.key_id.get(..4).unwrap_or_default();
+        let signed = note.signatures.iter().any(|s| {
+            s.key_hint == hint
+                && key
+                    .verify(key.default_hash(), note.text.as_bytes(), &s.signature)
+                    .is_ok()
+        });
+        if signed {
+            return Ok(VerifiedCheckpoint {
+                checkpoint,
+                note: note_text.to_string(),
+                log_key_id: hex::encode(&log.log_id.key_id),
+            });
+        }
+    }
+    let signers: Vec<String> = note
+        .signatures
+        .iter()
+        .map(|s| format!("{} ({})", s.name, hex::encode(s.key_hint)))
+        .collect();
+    Err(AuditError::UnknownSigner(signers.join(", ")))
+}
+
+/// Checks that `new` extends `old`: same log, no smaller, the same root at the same size, and
+/// a consistency proof between them.
+pub fn check_consistency(
+    old: &Checkpoint,
+    new: &Checkpoint,
+    proof: &[Hash],
+) -> Result<(), AuditError> {
+    if old.origin != new.origin {
+        return Err(AuditError::OtherLog {
+            saved: old.origin.clone(),
+            current: new.origin.clone(),
+        });
+    }
+    if new.size < old.size {
+        return Err(AuditError::Shrunk {
+            saved: old.size,
+            current: new.size,
+        });
+    }
+    if new.size == old.size && new.root_hash != old.root_hash {
+        return Err(AuditError::SplitView {
+            size: old.size,
+            saved: hex::encode(old.root_hash),
+            current: hex::encode(new.root_hash),
+        });
+    }
+    if old.size == 0 || old.size == new.size {
+        return Ok(());
+    }
+    merkle::verify_consistency(old.size, new.size, &old.root_hash, &new.root_hash, proof).map_err(
+        |e| AuditError::Inconsistent {
+            old: old.size,
+            new: new.size,
+            reason: e.to_string(),
+        },
+    )
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<T, AuditError> {
+    let failed = |reason: String| AuditError::Http {
+        url: url.to_string(),
+        reason,
+    };
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        return Err(failed(format!("HTTP {status}: {message}")));
+    }
+    serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer: {e}")))
+}
+
+/// `GET /api/v1/log`, with its checkpoint verified.
+pub async fn log_info(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    tlogs: &[TransparencyLogInstance],
+) -> Result<(LogInfo, VerifiedCheckpoint), AuditError> {
+    let info: LogInfo = get_json(http, &format!("{rekor_url}/api/v1/log")).await?;
+    let verified = verify_checkpoint(&info.signed_tree_head, tlogs)?;
+    if verified.checkpoint.size != info.tree_size
+        || hex::encode(verified.checkpoint.root_hash) != info.root_hash
+    {
+        return Err(AuditError::Malformed(
+            "the log's size or root hash differs from its own signed checkpoint".into(),
+        ));
+    }
+    Ok((info, verified))
+}
+
+/// `GET /api/v1/log/proof` from `old` to `new`.
+pub async fn consistency_proof(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    old: u64,
+    new: u64,
+) -> Result<Vec<Hash>, AuditError> {
+    let proof: ConsistencyProof = get_json(
+        http,
+        &format!("{rekor_url}/api/v1/log/proof?firstSize={old}&lastSize={new}"),
+    )
+    .await?;
+    proof
+        .hashes
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| AuditError::Malformed(format!("proof hash {h:?} is not 32 bytes")))
+        })
+        .collect()
+}
+
+/// Which entry to get.
+#[derive(Clone, Debug)]
+pub enum EntryRef {
+    Index(u64),
+    Uuid(String),
+}
+
+/// An entry, fetched and checked: inclusion in a checkpoint signed by a trusted log, and
+/// (Rekor v1) the signed entry timestamp.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckedEntry {
+    pub uuid: String,
+    pub log_index: u64,
+    pub integrated_time: i64,
+    pub kind: String,
+    pub api_version: String,
+    /// `sha256:<hex>` (or another algorithm) of what was signed.
+    pub artifact_digest: Option<String>,
+    /// The certificate's identity (SAN), for keyless entries.
+    pub identity: Option<String>,
+    /// The OIDC issuer recorded in the certificate.
+    pub issuer: Option<String>,
+    /// Hex SHA-256 of the signer's public key, for keyed entries.
+    pub public_key_sha256: Option<String>,
+    /// Tree size of the checkpoint the inclusion proof was checked against.
+    pub proven_in_tree_size: u64,
+}
+
+pub async fn get_entry(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    which: &EntryRef,
+    tlogs: &[TransparencyLogInstance],
+) -> Result<CheckedEntry, AuditError> {
+    let url = match which {
+        EntryRef::Index(i) => format!("{rekor_url}/api/v1/log/entries?logIndex={i}"),
+        EntryRef::Uuid(u) => format!("{rekor_url}/api/v1/log/entries/{u}"),
+    };
+    let map: LogEntryMap = get_json(http, &url).await?;
+    let (uuid, entry) = map
+        .into_iter()
+        .next()
+        .ok_or_else(|| AuditError::Entry("the log answered with no entry".into()))?;
+    if let EntryRef::Index(i) = which
+        && entry.log_index != *i
+    {
+        return Err(AuditError::Entry(format!(
+            "asked for index {i}, got index {}",
+            entry.log_index
+        )));
+    }
+    check_entry(&uuid, &entry, tlogs)
+}
+
+/// Verifies an entry offline and describes it.
+pub fn check_entry(
+    uuid: &str,
+    entry: &LogEntry,
+    tlogs: &[TransparencyLogInstance],
+) -> Result<CheckedEntry, AuditError> {
+    let tle =
+        TransparencyLogEntry::from_rekor_v1(entry).map_err(|e| AuditError::Entry(e.to_string()))?;
+    // The UUID is the leaf hash (optionally after a 16-hex tree id): it must name this body.
+    let leaf = hex::encode(merkle::leaf_hash(&tle.canonicalized_body));
+    if !uuid.ends_with(&leaf) {
+        return Err(AuditError::Entry(format!(
+            "UUID {uuid} does not name the returned body (leaf hash {leaf})"
+        )));
+    }
+    let (_, key) = tlog::find_log(tlogs, &tle)?;
+    tlog::verify_inclusion(&tle, &key)?;
+    if let Some(promise) = &tle.inclusion_promise {
+        tlog::verify_set(&tle, &promise.signed_entry_timestamp, &key)?;
+    }
+    let body: serde_json::Value = serde_json::from_slice(&tle.canonicalized_body)
+        .map_err(|e| AuditError::Entry(format!("body is not JSON: {e}")))?;
+    let spec = &body["spec"];
+    let (artifact_digest, signer_pem) = match tle.kind_version.kind.as_str() {
+        "hashedrekord" => (
+            spec["data"]["hash"]["algorithm"]
+                .as_str()
+                .zip(spec["data"]["hash"]["value"].as_str())
+                .map(|(a, v)| format!("{a}:{v}")),
+            spec["signature"]["publicKey"]["content"].as_str(),
+        ),
+        "dsse" => (
+            spec["payloadHash"]["algorithm"]
+                .as_str()
+                .zip(spec["payloadHash"]["value"].as_str())
+                .map(|(a, v)| format!("{a}:{v}")),
+            spec["signatures"][0]["verifier"].as_str(),
+        ),
+        _ => (None, None),
+    };
+    let mut checked = CheckedEntry {
+        uuid: uuid.to_string(),
+        log_index: tle.log_index,
+        integrated_time: tle.integrated_time,
+        kind: tle.kind_version.kind.clone(),
+        api_version: tle.kind_version.version.clone(),
+        artifact_digest,
+        identity: None,
+        issuer: None,
+        public_key_sha256: None,
+        proven_in_tree_size: tle
+            .inclusion_proof
+            .as_ref()
+            .map(|p| p.tree_size)
+            .unwrap_or_default(),
+    };
+    let pem = signer_pem
+        .and_then(|b64| sigil_proto::encoding::decode_base64(b64).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| decode_pem(&text));
+    match pem {
+        Some((label, der)) if label == "CERTIFICATE" => {
+            let cert = ParsedCert::from_der(&der).map_err(|e| AuditError::Entry(e.to_string()))?;
+            checked.identity = cert.san_identities().into_iter().next();
+            // 1.8 (DER) supersedes the deprecated raw 1.1.
+            checked.issuer = fulcio_extension(&cert, 8).or_else(|| fulcio_extension(&cert, 1));
+            checked.public_key_sha256 = Some(sha256_hex(cert.spki_der()));
+        }
+        Some((_, der)) => checked.public_key_sha256 = Some(sha256_hex(&der)),
+        None => {}
+    }
+    Ok(checked)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cp(origin: &str, size: u64, root: u8) -> Checkpoint {
+        Checkpoint {
+            origin: origin.into(),
+            size,
+            root_hash: [root; 32],
+            extensions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn consistency_refuses_other_logs_shrinking_and_split_views() {
+        let old = cp("log - 1", 5, 1);
+        assert!(matches!(
+            check_consistency(&old, &cp("log - 2", 6, 2), &[]),
+            Err(AuditError::OtherLog { .. })
+        ));
+        assert!(matches!(
+            check_consistency(&old, &cp("log - 1", 4, 2), &[]),
+            Err(AuditError::Shrunk {
+                saved: 5,
+                current: 4
+            })
+        ));
+        assert!(matches!(
+            check_consistency(&old, &cp("log - 1", 5, 2), &[]),
+            Err(AuditError::SplitView { size: 5, .. })
+        ));
+        assert!(check_consistency(&old, &cp("log - 1", 5, 1), &[]).is_ok());
+        assert!(matches!(
+            check_consistency(&old, &cp("log - 1", 7, 2), &[]),
+            Err(AuditError::Inconsistent { old: 5, new: 7, .. })
+        ));
+    }
+
+    #[test]
+    fn a_real_consistency_proof_passes() {
+        let leaves: Vec<Hash> = (0u8..7).map(|i| merkle::leaf_hash(&[i])).collect();
+        let root = |n: usize| merkle::root_of_leaf_hashes(&leaves[..n]);
+        let old = Checkpoint {
+            root_hash: root(3),
+            ..cp("log - 1", 3, 0)
+        };
+        let new = Checkpoint {
+            root_hash: root(7),
+            ..cp("log - 1", 7, 0)
+        };
+        let proof: Vec<Hash> = merkle::consistency_ranges(3, 7)
+            .unwrap()
+            .iter()
+            .map(|r| merkle::root_of_leaf_hashes(&leaves[r.start as usize..r.end as usize]))
+            .collect();
+        check_consistency(&old, &new, &proof).unwrap();
+        let mut bad = proof.clone();
+        bad[0][0] ^= 1;
+        assert!(check_consistency(&old, &new, &bad).is_err());
+    }
+}

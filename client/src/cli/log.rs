@@ -1,0 +1,281 @@
+//! `sigil log`: read a transparency log as an auditor, trusting nothing the server says until
+//! it is checked against the trusted root.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sigil_proto::trust::TrustedRoot;
+
+use super::exit;
+use super::image::{Failure, Output, failed, report_failure, runtime, usage};
+use super::verify::TrustArgs;
+use crate::audit::{self, AuditError, EntryRef};
+use crate::trust_source::{ServerUrl, load_trusted_root};
+
+const LOG_ABOUT: &str = "\
+Read a Rekor v1 transparency log as an auditor: its signed checkpoint, one entry with its
+inclusion proof, and proof that the log only grew since a checkpoint you saved. Every answer
+is checked against the trusted root's log keys before it is shown.
+
+The log is --rekor-url, else --server, else the first log in the trusted root.
+
+Examples:
+  # Where is the log now? Save the checkpoint to check against later.
+  sigil log info --server https://sigil.example.com --save-checkpoint sigil.checkpoint
+
+  # Who signed entry 42, and what?
+  sigil log get --log-index 42 --server https://sigil.example.com --output json
+
+  # Later (e.g. daily from cron): has the log only grown since? Exit 1 if not.
+  sigil log verify-consistency --from sigil.checkpoint --update --server https://sigil.example.com
+
+Exit codes: 0 verified, 1 the log failed a check (or could not be read), 2 usage error.";
+
+#[derive(Debug, Args)]
+#[command(about = "Audit a transparency log: checkpoint, entries, consistency", long_about = LOG_ABOUT)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    command: LogCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// The log's size and root hash, from its checkpoint (signature verified).
+    Info(InfoArgs),
+    /// One entry by index or UUID: who signed what, with its inclusion proof verified.
+    Get(GetArgs),
+    /// Prove that the log only grew since a saved checkpoint.
+    VerifyConsistency(ConsistencyArgs),
+}
+
+/// Which log, and what to trust.
+#[derive(Debug, Args)]
+struct LogTarget {
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Rekor v1 base URL of the log [default: --server, else the trusted root's first log].
+    #[arg(long)]
+    rekor_url: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    target: LogTarget,
+    /// Write the verified checkpoint here, for `verify-consistency --from`.
+    #[arg(long, value_name = "FILE")]
+    save_checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[group(id = "entry", required = true, multiple = false, args = ["log_index", "uuid"])]
+struct GetArgs {
+    #[command(flatten)]
+    target: LogTarget,
+    /// The entry's index in the log.
+    #[arg(long)]
+    log_index: Option<u64>,
+    /// The entry's UUID (64 hex characters, or 80 with the tree id).
+    #[arg(long)]
+    uuid: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ConsistencyArgs {
+    #[command(flatten)]
+    target: LogTarget,
+    /// A checkpoint saved earlier (`sigil log info --save-checkpoint`).
+    #[arg(long, value_name = "FILE")]
+    from: PathBuf,
+    /// After a successful check, replace FILE with the current checkpoint.
+    #[arg(long)]
+    update: bool,
+}
+
+pub fn log(args: LogArgs) -> u8 {
+    let output = match &args.command {
+        LogCommand::Info(a) => a.target.output,
+        LogCommand::Get(a) => a.target.output,
+        LogCommand::VerifyConsistency(a) => a.target.output,
+    };
+    let result = match args.command {
+        LogCommand::Info(a) => info(a),
+        LogCommand::Get(a) => get(a),
+        LogCommand::VerifyConsistency(a) => verify_consistency(a),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(f) => report_failure(f, output == Output::Json),
+    }
+}
+
+/// The trusted root and the log's URL.
+fn resolve(target: &LogTarget) -> Result<(TrustedRoot, String), Failure> {
+    let root = load_trusted_root(&target.trust.source().map_err(usage)?).map_err(usage)?;
+    let url = match (&target.rekor_url, &target.trust.server) {
+        (Some(url), _) => url.clone(),
+        (None, Some(server)) => ServerUrl::new(server, target.trust.insecure_trust)
+            .map_err(usage)?
+            .to_string(),
+        (None, None) => root
+            .tlogs
+            .first()
+            .map(|l| l.base_url.clone())
+            .ok_or_else(|| usage("the trusted root names no transparency log; pass --rekor-url"))?,
+    };
+    Ok((root, url.trim_end_matches('/').to_string()))
+}
+
+fn audit_failure(e: AuditError) -> Failure {
+    failed(e)
+}
+
+fn info(args: InfoArgs) -> Result<(), Failure> {
+    let (root, url) = resolve(&args.target)?;
+    let http = crate::sign::http_client();
+    let (info, verified) = runtime()?
+        .block_on(audit::log_info(&http, &url, &root.tlogs))
+        .map_err(audit_failure)?;
+    if let Some(path) = &args.save_checkpoint {
+        std::fs::write(path, &verified.note)
+            .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let cp = &verified.checkpoint;
+    match args.target.output {
+        Output::Json => println!(
+            "{}",
+            json!({
+                "ok": true,
+                "origin": cp.origin,
+                "treeSize": cp.size,
+                "rootHash": hex::encode(cp.root_hash),
+                "treeID": info.tree_id,
+                "logKeyId": verified.log_key_id,
+                "checkpoint": verified.note,
+            })
+        ),
+        Output::Text => {
+            println!("log:        {}", cp.origin);
+            println!("tree size:  {}", cp.size);
+            println!("root hash:  {}", hex::encode(cp.root_hash));
+            println!("tree id:    {}", info.tree_id);
+            println!(
+                "checkpoint: signature verified (log key {})",
+                verified.log_key_id
+            );
+            if let Some(path) = &args.save_checkpoint {
+                println!("saved to:   {}", path.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn get(args: GetArgs) -> Result<(), Failure> {
+    let (root, url) = resolve(&args.target)?;
+    let which = match (args.log_index, args.uuid) {
+        (Some(i), _) => EntryRef::Index(i),
+        (None, Some(u)) if !u.is_empty() && u.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            EntryRef::Uuid(u)
+        }
+        (None, Some(u)) => return Err(usage(format!("--uuid {u:?} is not hex"))),
+        (None, None) => return Err(usage("give --log-index or --uuid")),
+    };
+    let http = crate::sign::http_client();
+    let entry = runtime()?
+        .block_on(audit::get_entry(&http, &url, &which, &root.tlogs))
+        .map_err(audit_failure)?;
+    match args.target.output {
+        Output::Json => {
+            let mut value = serde_json::to_value(&entry).map_err(failed)?;
+            value["ok"] = json!(true);
+            println!("{value}");
+        }
+        Output::Text => {
+            let time = time::OffsetDateTime::from_unix_timestamp(entry.integrated_time)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| entry.integrated_time.to_string());
+            println!("index:      {}", entry.log_index);
+            println!("uuid:       {}", entry.uuid);
+            println!("kind:       {} {}", entry.kind, entry.api_version);
+            println!("integrated: {time}");
+            if let Some(d) = &entry.artifact_digest {
+                println!("artifact:   {d}");
+            }
+            if let Some(identity) = &entry.identity {
+                println!("identity:   {identity}");
+            }
+            if let Some(issuer) = &entry.issuer {
+                println!("issuer:     {issuer}");
+            }
+            if let Some(key) = &entry.public_key_sha256 {
+                println!("key sha256: {key}");
+            }
+            println!(
+                "verified:   inclusion in tree of size {}, checkpoint and entry timestamp signed by the log",
+                entry.proven_in_tree_size
+            );
+        }
+    }
+    Ok(())
+}
+
+fn verify_consistency(args: ConsistencyArgs) -> Result<(), Failure> {
+    let (root, url) = resolve(&args.target)?;
+    let saved_text = std::fs::read_to_string(&args.from)
+        .map_err(|e| usage(format!("cannot read {}: {e}", args.from.display())))?;
+    // The saved checkpoint is checked too: a file edited since is not evidence of anything.
+    let saved = audit::verify_checkpoint(&saved_text, &root.tlogs)
+        .map_err(|e| failed(format!("{}: {e}", args.from.display())))?;
+    let http = crate::sign::http_client();
+    let rt = runtime()?;
+    let (_, current) = rt
+        .block_on(audit::log_info(&http, &url, &root.tlogs))
+        .map_err(audit_failure)?;
+    let (old, new) = (&saved.checkpoint, &current.checkpoint);
+    let proof = if old.size > 0 && new.size > old.size {
+        rt.block_on(audit::consistency_proof(&http, &url, old.size, new.size))
+            .map_err(audit_failure)?
+    } else {
+        Vec::new()
+    };
+    audit::check_consistency(old, new, &proof).map_err(audit_failure)?;
+    if args.update {
+        std::fs::write(&args.from, &current.note)
+            .map_err(|e| usage(format!("cannot write {}: {e}", args.from.display())))?;
+    }
+    match args.target.output {
+        Output::Json => println!(
+            "{}",
+            json!({
+                "ok": true,
+                "consistent": true,
+                "origin": new.origin,
+                "from": {"treeSize": old.size, "rootHash": hex::encode(old.root_hash)},
+                "to": {"treeSize": new.size, "rootHash": hex::encode(new.root_hash)},
+            })
+        ),
+        Output::Text => println!(
+            "consistent: {} grew from {} to {} entries (root {} → {}){}",
+            new.origin,
+            old.size,
+            new.size,
+            &hex::encode(old.root_hash)[..16],
+            &hex::encode(new.root_hash)[..16],
+            if args.update {
+                "; checkpoint updated"
+            } else {
+                ""
+            }
+        ),
+    }
+    Ok(())
+}

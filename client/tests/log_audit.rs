@@ -1,0 +1,192 @@
+//! `sigil log` against a real sigild (`--dev`, its loopback token issuer): the checkpoint is
+//! verified, entries are decoded with their proofs checked, and a saved checkpoint proves the
+//! log only grew, while an edited checkpoint or one from another log is refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sigil_tests::stack::Stack;
+
+fn sigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args(args)
+        .env_remove("SIGSTORE_ID_TOKEN")
+        .env_remove("SIGIL_TRUSTED_ROOT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok_json(out: Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
+async fn dev_token(issuer: &str, email: &str) -> String {
+    let answer: Value = reqwest::get(format!("{issuer}/token?email={email}"))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id_token"].as_str().unwrap().to_string()
+}
+
+async fn sign(stack: &Stack, issuer: &str, dir: &Path, name: &str, email: &str) {
+    let file = dir.join(name);
+    std::fs::write(&file, format!("artifact {name}\n")).unwrap();
+    let token = dev_token(issuer, email).await;
+    let out = sigil(&[
+        "sign-blob",
+        file.to_str().unwrap(),
+        "--server",
+        &stack.url,
+        "--identity-token",
+        &token,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn info_get_and_consistency_are_verified_against_the_trusted_root() {
+    let (stack, issuer) = Stack::start_dev();
+    let dir = tempfile::tempdir().unwrap();
+    sign(&stack, &issuer, dir.path(), "one.txt", "alice@example.com").await;
+
+    // info: verified checkpoint, saved for later.
+    let saved = dir.path().join("log.checkpoint");
+    let info = ok_json(sigil(&[
+        "log",
+        "info",
+        "--server",
+        &stack.url,
+        "--save-checkpoint",
+        saved.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(info["treeSize"], 1);
+    assert!(info["origin"].as_str().unwrap().starts_with("127.0.0.1 - "));
+    assert!(std::fs::read_to_string(&saved).unwrap().contains("\n\n— "));
+
+    // get: the keyless entry names its signer and issuer, with the proof checked.
+    let entry = ok_json(sigil(&[
+        "log",
+        "get",
+        "--log-index",
+        "0",
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(entry["identity"], "alice@example.com");
+    assert_eq!(entry["issuer"], issuer);
+    assert_eq!(entry["kind"], "hashedrekord");
+    let digest = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"artifact one.txt\n"))
+    };
+    assert_eq!(entry["artifactDigest"], format!("sha256:{digest}"));
+    let by_uuid = ok_json(sigil(&[
+        "log",
+        "get",
+        "--uuid",
+        entry["uuid"].as_str().unwrap(),
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(by_uuid["logIndex"], 0);
+    let text = sigil(&["log", "get", "--log-index", "0", "--server", &stack.url]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("identity:   alice@example.com"), "{text}");
+
+    // The log grows; the saved checkpoint is a prefix of it.
+    sign(&stack, &issuer, dir.path(), "two.txt", "bob@example.com").await;
+    sign(&stack, &issuer, dir.path(), "three.txt", "bob@example.com").await;
+    let consistent = ok_json(sigil(&[
+        "log",
+        "verify-consistency",
+        "--from",
+        saved.to_str().unwrap(),
+        "--update",
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(consistent["from"]["treeSize"], 1);
+    assert_eq!(consistent["to"]["treeSize"], 3);
+    let updated = std::fs::read_to_string(&saved).unwrap();
+    assert!(updated.contains("\n3\n"), "{updated}");
+
+    // A saved checkpoint edited since (another root for the same size) is not evidence.
+    let mut lines: Vec<String> = updated.lines().map(str::to_string).collect();
+    lines[2] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();
+    let forged = dir.path().join("forged.checkpoint");
+    std::fs::write(&forged, lines.join("\n") + "\n").unwrap();
+    let out = sigil(&[
+        "log",
+        "verify-consistency",
+        "--from",
+        forged.to_str().unwrap(),
+        "--server",
+        &stack.url,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not signed by any transparency log"),
+        "{stderr}"
+    );
+
+    // A checkpoint of another log (another sigild) is refused as unknown.
+    let (other, other_issuer) = Stack::start_dev();
+    sign(
+        &other,
+        &other_issuer,
+        dir.path(),
+        "elsewhere.txt",
+        "eve@example.com",
+    )
+    .await;
+    let other_cp = dir.path().join("other.checkpoint");
+    ok_json(sigil(&[
+        "log",
+        "info",
+        "--server",
+        &other.url,
+        "--save-checkpoint",
+        other_cp.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    let out = sigil(&[
+        "log",
+        "verify-consistency",
+        "--from",
+        other_cp.to_str().unwrap(),
+        "--server",
+        &stack.url,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Usage errors exit 2.
+    let out = sigil(&["log", "get", "--server", &stack.url]);
+    assert_eq!(out.status.code(), Some(2));
+}
