@@ -287,6 +287,37 @@ async fn api_suite(server: &Server) {
         .await
         .unwrap();
     assert_eq!(found, vec![id.clone()]);
+    // Without an operator the terms are joined with "or", as in Rekor; a digest without its
+    // algorithm prefix is read by its length; the dsse envelope's own hash is indexed.
+    let either = json!({"publicKey": pk["publicKey"], "hash": hash});
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &either)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 22, "the union, not the intersection");
+    let bare = hash.trim_start_matches("sha256:").to_uppercase();
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &json!({"hash": bare}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![id.clone()]);
+    let envelope_hash = hex::encode(Sha256::digest(
+        dsse["spec"]["proposedContent"]["envelope"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+    ));
+    let found: Vec<String> = api
+        .post("/api/v1/index/retrieve", &json!({"hash": envelope_hash}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found, vec![dsse_id.clone()], "the envelope hash is indexed");
 
     // Consistency proof between two sizes.
     let (_, hashes) = consistency_proof(&api.http, &api.url, 3, 22).await;

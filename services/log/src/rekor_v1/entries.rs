@@ -163,6 +163,8 @@ fn validate_fields(entry: &ProposedEntry) -> Result<ValidatedEntry, EntryError> 
             let envelope_hash = hex::encode(Sha256::digest(content.envelope.as_bytes()));
             let payload_hash = hex::encode(Sha256::digest(&envelope.payload));
             index_keys.push(format!("sha256:{payload_hash}"));
+            // Rekor indexes the envelope's hash too: it is what a bundle's DSSE names.
+            index_keys.push(format!("sha256:{envelope_hash}"));
             index_keys.extend(in_toto_subject_digests(&envelope));
             index_keys.sort();
             index_keys.dedup();

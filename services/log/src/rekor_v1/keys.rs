@@ -16,7 +16,8 @@ pub use sigil_keys::HashAlg;
 pub struct KeyMaterial {
     pub key: PublicKey,
     pub cert_der: Option<Vec<u8>>,
-    /// rfc822Name and URI SANs of the certificate, for the search index.
+    /// Identities of the certificate, for the search index: rfc822Name SANs, and the other
+    /// SAN types (URI, DNS, UTF8String otherName).
     pub emails: Vec<String>,
     pub uris: Vec<String>,
     /// The PEM re-encoded canonically (64-column lines, final newline).
@@ -106,17 +107,26 @@ impl KeyMaterial {
     }
 }
 
+/// The certificate's identities: rfc822Name SANs as emails; URIs, DNS names and UTF8String
+/// otherNames (Fulcio's username SAN) as subjects. Everything a search by email or subject
+/// can name.
 fn sans(cert: &Certificate) -> (Vec<String>, Vec<String>) {
     let mut emails = Vec::new();
-    let mut uris = Vec::new();
+    let mut subjects = Vec::new();
     if let Ok(Some(ext)) = cert.tbs_certificate().get_extension::<SubjectAltName>() {
         for name in ext.1.0 {
             match name {
                 GeneralName::Rfc822Name(e) => emails.push(e.to_string()),
-                GeneralName::UniformResourceIdentifier(u) => uris.push(u.to_string()),
+                GeneralName::UniformResourceIdentifier(u) => subjects.push(u.to_string()),
+                GeneralName::DnsName(d) => subjects.push(d.to_string()),
+                GeneralName::OtherName(other) => {
+                    if let Ok(text) = other.value.decode_as::<der::asn1::Utf8StringRef<'_>>() {
+                        subjects.push(text.to_string());
+                    }
+                }
                 _ => {}
             }
         }
     }
-    (emails, uris)
+    (emails, subjects)
 }

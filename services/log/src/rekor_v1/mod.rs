@@ -407,13 +407,24 @@ async fn search_index(
     let req: SearchIndexRequest = parse_json(&body)?;
     let mut key_sets: Vec<Vec<String>> = Vec::new();
     if let Some(hash) = &req.hash {
-        let (alg, value) = hash.split_once(':').unwrap_or(("sha256", hash));
-        let value = value.to_lowercase();
+        // Without an algorithm prefix the digest's length says which one it is, as in Rekor.
+        let (alg, value) = match hash.split_once(':') {
+            Some((alg, value)) => (alg.to_lowercase(), value.to_lowercase()),
+            None => {
+                let alg = match hash.len() {
+                    96 => "sha384",
+                    128 => "sha512",
+                    _ => "sha256",
+                };
+                (alg.to_string(), hash.to_lowercase())
+            }
+        };
         if !value.bytes().all(|b| b.is_ascii_hexdigit())
-            || keys::HashAlg::from_rekor_name(alg).map(|a| a.output_len() * 2) != Some(value.len())
+            || keys::HashAlg::from_rekor_name(&alg).map(|a| a.output_len() * 2) != Some(value.len())
         {
             return Err(HttpError::bad_request(
-                "hash must be <algorithm>:<hex digest>, e.g. sha256:<64 hex>",
+                "hash must be a hex digest (64, 96 or 128 characters), optionally prefixed with \
+                 its algorithm (sha256:, sha384:, sha512:)",
             ));
         }
         key_sets.push(vec![format!("{alg}:{value}")]);
@@ -456,9 +467,10 @@ async fn search_index(
             "give at least one of hash, email, subject or publicKey",
         ));
     }
+    // Rekor's default is the union of what each term finds.
     let and = match req.operator.as_deref() {
-        None | Some("and") => true,
-        Some("or") => false,
+        Some("and") => true,
+        None | Some("or") => false,
         Some(other) => {
             return Err(HttpError::bad_request(format!(
                 "operator {other:?} must be \"and\" or \"or\""
