@@ -327,6 +327,77 @@ pub fn check_entry(
     Ok(checked)
 }
 
+/// What to search the log's index for (`POST /api/v1/index/retrieve`).
+#[derive(Clone, Debug, Default)]
+pub struct SearchQuery {
+    pub email: Option<String>,
+    pub subject: Option<String>,
+    /// `sha256:<hex>` or a bare hex digest.
+    pub hash: Option<String>,
+    /// PEM of a public key or certificate.
+    pub public_key_pem: Option<String>,
+    /// Every term must match (`and`) instead of any (`or`, the default).
+    pub all: bool,
+}
+
+/// The UUIDs of the entries that match.
+pub async fn search(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    query: &SearchQuery,
+) -> Result<Vec<String>, AuditError> {
+    use base64::Engine;
+    let mut body = serde_json::Map::new();
+    if let Some(e) = &query.email {
+        body.insert("email".into(), e.clone().into());
+    }
+    if let Some(s) = &query.subject {
+        body.insert("subject".into(), s.clone().into());
+    }
+    if let Some(h) = &query.hash {
+        body.insert("hash".into(), h.clone().into());
+    }
+    if let Some(pem) = &query.public_key_pem {
+        body.insert(
+            "publicKey".into(),
+            serde_json::json!({
+                "format": "x509",
+                "content": base64::engine::general_purpose::STANDARD.encode(pem),
+            }),
+        );
+    }
+    body.insert(
+        "operator".into(),
+        if query.all { "and" } else { "or" }.into(),
+    );
+    let url = format!("{rekor_url}/api/v1/index/retrieve");
+    let failed = |reason: String| AuditError::Http {
+        url: url.clone(),
+        reason,
+    };
+    let response = http
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
+        return Err(failed(format!("HTTP {status}: {message}")));
+    }
+    let mut uuids: Vec<String> =
+        serde_json::from_slice(&bytes).map_err(|e| failed(format!("unexpected answer: {e}")))?;
+    // Some logs answer with duplicates (one per matching term); each entry counts once.
+    let mut seen = std::collections::HashSet::new();
+    uuids.retain(|u| seen.insert(u.clone()));
+    Ok(uuids)
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

@@ -135,6 +135,84 @@ async fn info_get_and_consistency_are_verified_against_the_trusted_root() {
     let updated = std::fs::read_to_string(&saved).unwrap();
     assert!(updated.contains("\n3\n"), "{updated}");
 
+    // search: by email (any case), by artifact, combined; with details, newest first.
+    let found = ok_json(sigil(&[
+        "log",
+        "search",
+        "--email",
+        "BOB@example.com",
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(found["count"], 2);
+    let two = dir.path().join("two.txt");
+    let found = ok_json(sigil(&[
+        "log",
+        "search",
+        "--artifact",
+        two.to_str().unwrap(),
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(found["count"], 1);
+    let either = ok_json(sigil(&[
+        "log",
+        "search",
+        "--email",
+        "alice@example.com",
+        "--artifact",
+        two.to_str().unwrap(),
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(either["count"], 2, "or by default");
+    let both = ok_json(sigil(&[
+        "log",
+        "search",
+        "--email",
+        "alice@example.com",
+        "--artifact",
+        two.to_str().unwrap(),
+        "--operator",
+        "and",
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(both["count"], 0);
+    let detailed = ok_json(sigil(&[
+        "log",
+        "search",
+        "--email",
+        "bob@example.com",
+        "--details",
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    let indexes: Vec<u64> = detailed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["logIndex"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![2, 1], "newest first");
+    assert!(
+        detailed["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["identity"] == "bob@example.com")
+    );
+
     // A saved checkpoint edited since (another root for the same size) is not evidence.
     let mut lines: Vec<String> = updated.lines().map(str::to_string).collect();
     lines[2] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into();

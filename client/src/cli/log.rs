@@ -27,6 +27,9 @@ Examples:
   # Who signed entry 42, and what?
   sigil log get --log-index 42 --server https://sigil.example.com --output json
 
+  # What did this identity sign? (every match fetched and verified, newest first)
+  sigil log search --email alice@example.com --details --server https://sigil.example.com
+
   # Later (e.g. daily from cron): has the log only grown since? Exit 1 if not.
   sigil log verify-consistency --from sigil.checkpoint --update --server https://sigil.example.com
 
@@ -47,6 +50,8 @@ enum LogCommand {
     Get(GetArgs),
     /// Prove that the log only grew since a saved checkpoint.
     VerifyConsistency(ConsistencyArgs),
+    /// Find entries by signer email, subject, artifact digest or public key.
+    Search(SearchArgs),
 }
 
 /// Which log, and what to trust.
@@ -96,16 +101,46 @@ struct ConsistencyArgs {
     update: bool,
 }
 
+#[derive(Debug, Args)]
+#[group(id = "terms", required = true, multiple = true, args = ["email", "subject", "sha256", "public_key", "artifact"])]
+struct SearchArgs {
+    #[command(flatten)]
+    target: LogTarget,
+    /// Signer email (compared case-insensitively).
+    #[arg(long)]
+    email: Option<String>,
+    /// Signer subject: a URI (CI workflow), DNS name or username SAN, or an email.
+    #[arg(long)]
+    subject: Option<String>,
+    /// Artifact digest: hex, or `sha256:<hex>` (sha384/sha512 by prefix or length).
+    #[arg(long, value_name = "DIGEST")]
+    sha256: Option<String>,
+    /// A public key or certificate (PEM file): entries signed with it.
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
+    /// A file: entries for its SHA-256 digest.
+    #[arg(long, value_name = "FILE")]
+    artifact: Option<PathBuf>,
+    /// How terms combine: `or` (any, the default, as in Rekor) or `and` (all).
+    #[arg(long, value_parser = ["and", "or"], default_value = "or")]
+    operator: String,
+    /// Also fetch every match and check it (inclusion proof, entry timestamp), newest first.
+    #[arg(long)]
+    details: bool,
+}
+
 pub fn log(args: LogArgs) -> u8 {
     let output = match &args.command {
         LogCommand::Info(a) => a.target.output,
         LogCommand::Get(a) => a.target.output,
         LogCommand::VerifyConsistency(a) => a.target.output,
+        LogCommand::Search(a) => a.target.output,
     };
     let result = match args.command {
         LogCommand::Info(a) => info(a),
         LogCommand::Get(a) => get(a),
         LogCommand::VerifyConsistency(a) => verify_consistency(a),
+        LogCommand::Search(a) => search(a),
     };
     match result {
         Ok(()) => exit::OK,
@@ -223,6 +258,99 @@ fn get(args: GetArgs) -> Result<(), Failure> {
                 "verified:   inclusion in tree of size {}, checkpoint and entry timestamp signed by the log",
                 entry.proven_in_tree_size
             );
+        }
+    }
+    Ok(())
+}
+
+fn search(args: SearchArgs) -> Result<(), Failure> {
+    let (root, url) = resolve(&args.target)?;
+    if args.sha256.is_some() && args.artifact.is_some() {
+        return Err(usage("give --sha256 or --artifact, not both"));
+    }
+    let hash = match (&args.sha256, &args.artifact) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(path)) => {
+            use sha2::Digest;
+            let bytes = std::fs::read(path)
+                .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+            Some(format!(
+                "sha256:{}",
+                hex::encode(sha2::Sha256::digest(bytes))
+            ))
+        }
+        (None, None) => None,
+    };
+    let public_key_pem = args
+        .public_key
+        .as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map_err(|e| usage(format!("cannot read {}: {e}", p.display())))
+        })
+        .transpose()?;
+    let query = audit::SearchQuery {
+        email: args.email.clone(),
+        subject: args.subject.clone(),
+        hash,
+        public_key_pem,
+        all: args.operator == "and",
+    };
+    let http = crate::sign::http_client();
+    let rt = runtime()?;
+    let uuids = rt
+        .block_on(audit::search(&http, &url, &query))
+        .map_err(audit_failure)?;
+    if !args.details {
+        match args.target.output {
+            Output::Json => println!(
+                "{}",
+                json!({"ok": true, "count": uuids.len(), "uuids": uuids})
+            ),
+            Output::Text => {
+                for u in &uuids {
+                    println!("{u}");
+                }
+                eprintln!("{} matching entries", uuids.len());
+            }
+        }
+        return Ok(());
+    }
+    let mut entries = Vec::with_capacity(uuids.len());
+    for (n, uuid) in uuids.iter().enumerate() {
+        if args.target.output == Output::Text && uuids.len() > 20 && n % 20 == 0 {
+            eprintln!("checking entries: {n}/{}", uuids.len());
+        }
+        let entry = rt
+            .block_on(audit::get_entry(
+                &http,
+                &url,
+                &EntryRef::Uuid(uuid.clone()),
+                &root.tlogs,
+            ))
+            .map_err(audit_failure)?;
+        entries.push(entry);
+    }
+    entries.sort_by(|a, b| b.log_index.cmp(&a.log_index));
+    match args.target.output {
+        Output::Json => println!(
+            "{}",
+            json!({"ok": true, "count": entries.len(), "entries": entries})
+        ),
+        Output::Text => {
+            for e in &entries {
+                println!(
+                    "{:>8}  {}  {}  {}",
+                    e.log_index,
+                    e.identity
+                        .as_deref()
+                        .or(e.public_key_sha256.as_deref())
+                        .unwrap_or("-"),
+                    e.artifact_digest.as_deref().unwrap_or("-"),
+                    e.uuid
+                );
+            }
+            eprintln!("{} matching entries, each verified", entries.len());
         }
     }
     Ok(())
