@@ -331,7 +331,7 @@ fn search(args: SearchArgs) -> Result<(), Failure> {
             .map_err(audit_failure)?;
         entries.push(entry);
     }
-    entries.sort_by(|a, b| b.log_index.cmp(&a.log_index));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.log_index));
     match args.target.output {
         Output::Json => println!(
             "{}",
