@@ -104,9 +104,13 @@ pub mod rfc3339 {
     use super::*;
 
     pub fn format(t: &OffsetDateTime) -> String {
-        t.to_offset(time::UtcOffset::UTC)
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| t.unix_timestamp().to_string())
+        // Moving a parsed time to UTC can leave `time`'s range (9999-12-31T23:59:59-01:00,
+        // where `to_offset` panics) or RFC 3339's years (0000-01-01T00:00:00+01:00). Such a
+        // time keeps the offset it was written with: still RFC 3339, still the same instant.
+        t.checked_to_offset(time::UtcOffset::UTC)
+            .and_then(|utc| utc.format(&Rfc3339).ok())
+            .or_else(|| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| t.unix_timestamp().to_string())
     }
 
     pub fn parse(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
@@ -153,6 +157,20 @@ pub mod rfc3339 {
 mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
+
+    // Reproduced with the fuzz/ `trusted_root` round-trip check: writing these times
+    // panicked, or wrote a Unix timestamp that does not parse back.
+    #[test]
+    fn rfc3339_times_at_the_ends_of_the_range_are_written_back_as_parsed() {
+        for text in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+            let t = rfc3339::parse(text).unwrap();
+            let written = rfc3339::format(&t);
+            assert_eq!(written, text);
+            assert_eq!(rfc3339::parse(&written).unwrap(), t);
+        }
+        let t = rfc3339::parse("2025-06-01T02:00:00+02:00").unwrap();
+        assert_eq!(rfc3339::format(&t), "2025-06-01T00:00:00Z");
+    }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct T {

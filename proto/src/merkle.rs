@@ -231,9 +231,11 @@ pub fn root_from_inclusion_proof(
 // Number of proof nodes below the point where the leaf's path and the tree's right border
 // meet, and the number on the border itself.
 fn decomp_inclusion(index: u64, size: u64) -> (usize, usize) {
-    let inner = (64 - (index ^ (size - 1)).leading_zeros()) as usize;
-    let border = (index >> inner).count_ones() as usize;
-    (inner, border)
+    let inner = 64 - (index ^ (size - 1)).leading_zeros();
+    // Sizes come from bundles and requests: above 2^63 leaves `inner` is 64, where `>>`
+    // overflows (a panic with overflow checks) instead of leaving nothing of the index.
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones() as usize;
+    (inner as usize, border)
 }
 
 /// Verifies an RFC 6962 consistency proof (RFC 9162 §2.1.4.2 algorithm).
@@ -324,6 +326,22 @@ pub fn root_of_leaf_hashes(leaves: &[Hash]) -> Hash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Reproduced with the fuzz/ `bundle` target: a bundle whose inclusion proof claims a tree
+    // of 2^63 + 1 leaves panicked in the verifier instead of being refused.
+    #[test]
+    fn trees_above_two_to_the_63_leaves_are_refused_not_a_panic() {
+        let leaf = leaf_hash(b"x");
+        let size = (1u64 << 63) + 1;
+        assert_eq!(
+            root_from_inclusion_proof(&leaf, 0, size, &[]),
+            Err(MerkleError::WrongProofLength { got: 0, want: 64 })
+        );
+        assert_eq!(
+            verify_consistency(1, u64::MAX, &leaf, &leaf, &[]),
+            Err(MerkleError::WrongProofLength { got: 0, want: 64 })
+        );
+    }
 
     fn leaves(n: u64) -> Vec<Hash> {
         (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()

@@ -61,7 +61,12 @@ impl CreatedEntry {
     /// The 64-hex UUID (leaf hash) without the tree-ID prefix.
     pub fn uuid(&self) -> &str {
         let id = self.entry_id.as_str();
-        if id.len() == 80 { &id[16..] } else { id }
+        // The ID is the log's to choose: an 80-byte one that is not ASCII may have no
+        // character boundary at 16, and slicing there would panic.
+        match id.get(16..) {
+            Some(uuid) if id.len() == 80 => uuid,
+            _ => id,
+        }
     }
 }
 
@@ -184,4 +189,25 @@ pub async fn fetch(
         return Err(rejected(&url, status, &body));
     }
     parse_created(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Reproduced with the fuzz/ `bundle` target (Rekor `201` responses): an 80-byte entry ID
+    // with a multi-byte character across byte 16 panicked.
+    #[test]
+    fn uuid_of_a_non_ascii_entry_id_is_the_whole_id_not_a_panic() {
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/rekor-v1-created.json"
+        ))
+        .unwrap();
+        let mut created = parse_created(&body).unwrap();
+        assert_eq!(created.uuid(), &created.entry_id[16..]);
+        created.entry_id = format!("{}é{}", "a".repeat(15), "b".repeat(63));
+        assert_eq!(created.entry_id.len(), 80);
+        assert_eq!(created.uuid(), created.entry_id);
+    }
 }
