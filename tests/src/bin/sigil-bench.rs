@@ -172,7 +172,21 @@ fn start(args: &Args, port: u16, dev_issuer_port: u16) -> Server {
         .args(&args.sigild_args)
         .stdout(Stdio::null());
     if args.backend == "postgres" {
-        cmd.args(["--database-url", &args.database_url]);
+        // A log is bound to its key and its data dir's head record: each run, with its new
+        // data dir and key, needs a database of its own.
+        let (server, _) = args.database_url.rsplit_once('/').expect("a database URL");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let name = format!("sigil_bench_{nanos}_{}", std::process::id());
+        let created = Command::new("psql")
+            .arg(&args.database_url)
+            .args(["-qc", &format!("CREATE DATABASE {name}")])
+            .status()
+            .expect("run psql (PostgreSQL client) to create the bench database");
+        assert!(created.success(), "CREATE DATABASE {name} failed");
+        cmd.args(["--database-url", &format!("{server}/{name}")]);
     }
     if args.target == "ca" {
         cmd.args([
