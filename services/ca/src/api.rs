@@ -24,6 +24,7 @@ use sigil_proto::fulcio::{
 use crate::ca::{Ca, IssueError};
 use crate::profile::ProfileError;
 use crate::trust_config::TrustConfigInputs;
+use sigil_log::ct::CtError;
 use sigil_log::work::WorkError;
 
 /// Largest accepted request body; a CSR plus token is a few KiB.
@@ -97,6 +98,12 @@ impl From<IssueError> for ApiError {
                 grpc_code::UNAUTHENTICATED,
                 e.to_string(),
             ),
+            // The CT log's writer lost its database: the client may retry shortly.
+            IssueError::Ct(CtError::Append(engine)) if engine.is_unavailable() => {
+                tracing::warn!(error = %e, "CT log unavailable");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
+                    .retry_after(Duration::from_secs(1))
+            }
             IssueError::Busy(WorkError::Busy(_)) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, e.to_string())
                     .retry_after(Duration::from_secs(1))

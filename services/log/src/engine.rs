@@ -20,6 +20,8 @@ pub const MAX_BATCH: usize = 2048;
 const QUEUE_DEPTH: usize = 16 * 1024;
 /// How often a sequencer whose writer failed tries to take a new one.
 const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a writer may sit idle before its connection is checked.
+const WRITER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -401,9 +403,15 @@ impl Sequencer {
                     Ok(Some(s)) => s,
                 }
             } else {
-                match rx.recv().await {
-                    Some(s) => s,
-                    None => break,
+                // An idle writer is checked now and then, so that a connection the database
+                // dropped (a restart) shows in /readyz and is replaced before the next write.
+                match tokio::time::timeout(WRITER_CHECK_INTERVAL, rx.recv()).await {
+                    Err(_) => {
+                        self.check_writer().await;
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(s)) => s,
                 }
             };
             batch.push(first);
@@ -436,6 +444,15 @@ impl Sequencer {
         }
         tracing::error!(log = %self.log_name, error = %error, "writer failed; nothing in this batch acknowledged; reconnecting");
         self.set_fault(Some(error.to_string()));
+    }
+
+    async fn check_writer(&mut self) {
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        if let Err(e) = Store::ping_writer(writer).await {
+            self.break_writer(&e);
+        }
     }
 
     async fn try_recover(&mut self) -> bool {
@@ -511,12 +528,28 @@ impl Sequencer {
         };
         let hashes: Vec<Hash> = batch.iter().map(|s| leaf_hash(&s.leaf.leaf)).collect();
         let existing = match Store::existing_leaves(writer, self.log_id, &hashes).await {
-            Ok(e) => e.into_iter().collect::<HashMap<Hash, u64>>(),
+            Ok(e) => e,
+            // Nothing is written yet, so after a failed read the batch can safely go to a new
+            // writer once: a connection dropped while idle costs no request an error.
             Err(e) => {
                 self.break_writer(&e);
-                return fail_all(batch, e.into());
+                let retried = match self.try_recover().await {
+                    true => match self.writer.as_mut() {
+                        Some(w) => Store::existing_leaves(w, self.log_id, &hashes).await,
+                        None => Err(e),
+                    },
+                    false => Err(e),
+                };
+                match retried {
+                    Ok(e) => e,
+                    Err(e) => {
+                        self.break_writer(&e);
+                        return fail_all(batch, e.into());
+                    }
+                }
             }
         };
+        let existing: HashMap<Hash, u64> = existing.into_iter().collect();
 
         // Decide every submission's fate before writing anything.
         let mut frontier = self.frontier.clone();

@@ -221,6 +221,19 @@ impl Store {
         }
     }
 
+    /// A round trip on the writer's own connection.
+    pub async fn ping_writer(writer: &mut Writer) -> Result<(), StoreError> {
+        match writer {
+            Writer::Sqlite(c) => {
+                sqlx::query("SELECT 1").execute(&mut **c).await?;
+            }
+            Writer::Postgres(c) => {
+                sqlx::query("SELECT 1").execute(&mut **c).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_db!(&self.db, pool => {

@@ -23,8 +23,8 @@ fn trials() -> usize {
 
 async fn crash_trials(server: &mut Server) {
     for trial in 0..trials() {
-        // 300 to 1,100 ms of load: the kill lands in a different phase of a batch each time.
-        let load = Duration::from_millis(300 + (trial as u64 * 373) % 800);
+        // 200 to 700 ms of load: the kill lands in a different phase of a batch each time.
+        let load = Duration::from_millis(200 + (trial as u64 * 373) % 500);
         crash_while_submitting(server, load).await;
     }
 }

@@ -304,9 +304,20 @@ async fn postgres_restarted_under_load_loses_nothing_and_the_writer_comes_back()
     let _pg = POSTGRES.lock().await;
     let db = fresh_postgres_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(&db));
+    // With the CA (its --dev issuer on loopback): its CT log has a writer of its own.
+    let issuer = format!("127.0.0.1:{}", common::free_port());
+    let server = Server::start_with(
+        dir.path(),
+        Some(&db),
+        &["--dev", "--dev-issuer-listen", &issuer],
+    );
+    let issuer = format!("http://{issuer}");
     let http = client();
     let url = server.url.clone();
+    assert_eq!(
+        issue_certificate(&http, &url, &issuer).await,
+        StatusCode::OK
+    );
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -387,6 +398,11 @@ async fn postgres_restarted_under_load_loses_nothing_and_the_writer_comes_back()
         unexpected.is_empty(),
         "answers other than 201/503: {unexpected:?}"
     );
+    // The CA issues again (precertificate through its own CT log writer).
+    assert_eq!(
+        issue_certificate(&http, &url, &issuer).await,
+        StatusCode::OK
+    );
     let acked = acked.lock().unwrap().clone();
     assert_log_kept(&http, &url, &acked, &[before]).await;
     let metrics = http
@@ -401,6 +417,40 @@ async fn postgres_restarted_under_load_loses_nothing_and_the_writer_comes_back()
         metrics.contains("sigil_log_writer_up{log=\"rekor\"} 1"),
         "{metrics}"
     );
+}
+
+/// `POST /api/v2/signingCert` with a token from the --dev issuer and a proof of possession.
+async fn issue_certificate(http: &reqwest::Client, url: &str, issuer: &str) -> StatusCode {
+    use base64::Engine;
+    let email = "ops@example.com";
+    let token: Value = http
+        .get(format!("{issuer}/token?email={email}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = ClientKey::new();
+    let proof = base64::engine::general_purpose::STANDARD.encode(key.sign(email.as_bytes()));
+    let request = serde_json::json!({
+        "credentials": {"oidcIdentityToken": token["id_token"]},
+        "publicKeyRequest": {
+            "publicKey": {"algorithm": "ECDSA", "content": key.public_pem()},
+            "proofOfPossession": proof,
+        }
+    });
+    let r = http
+        .post(format!("{url}/api/v2/signingCert"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    if status != StatusCode::OK {
+        eprintln!("signingCert answered {status}: {}", r.text().await.unwrap());
+    }
+    status
 }
 
 /// A tmpfs mount that is removed again when dropped.
