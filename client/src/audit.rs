@@ -135,15 +135,19 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<T, AuditError> {
+    json_answer(http.get(url).send().await, url).await
+}
+
+/// The JSON body of a successful answer, or an error naming the URL and the log's message.
+async fn json_answer<T: serde::de::DeserializeOwned>(
+    sent: Result<reqwest::Response, reqwest::Error>,
+    url: &str,
+) -> Result<T, AuditError> {
     let failed = |reason: String| AuditError::Http {
         url: url.to_string(),
         reason,
     };
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
+    let response = sent.map_err(|e| failed(e.to_string()))?;
     let status = response.status();
     let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;
     if !status.is_success() {
@@ -371,27 +375,8 @@ pub async fn search(
         if query.all { "and" } else { "or" }.into(),
     );
     let url = format!("{rekor_url}/api/v1/index/retrieve");
-    let failed = |reason: String| AuditError::Http {
-        url: url.clone(),
-        reason,
-    };
-    let response = http
-        .post(&url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
-        return Err(failed(format!("HTTP {status}: {message}")));
-    }
     let mut uuids: Vec<String> =
-        serde_json::from_slice(&bytes).map_err(|e| failed(format!("unexpected answer: {e}")))?;
+        json_answer(http.post(&url).json(&body).send().await, &url).await?;
     // Some logs answer with duplicates (one per matching term); each entry counts once.
     let mut seen = std::collections::HashSet::new();
     uuids.retain(|u| seen.insert(u.clone()));
