@@ -346,14 +346,15 @@ impl LogEngine {
         Ok(found.filter(|i| *i < self.tree_head().size))
     }
 
-    pub async fn search(&self, key: &str, limit: u64) -> Result<Vec<u64>, EngineError> {
+    /// Entries indexed under `key` (index and leaf hash), oldest first.
+    pub async fn search(&self, key: &str, limit: u64) -> Result<Vec<(u64, Hash)>, EngineError> {
         let size = self.tree_head().size;
         let found = self
             .inner
             .store
             .search(self.inner.log_id, key, limit)
             .await?;
-        Ok(found.into_iter().filter(|i| *i < size).collect())
+        Ok(found.into_iter().filter(|(i, _)| *i < size).collect())
     }
 
     /// Hashes at one tree level, for the tiles API.

@@ -143,7 +143,7 @@ async fn engine_matches_ct_merkle_at_every_size_and_after_reopen() {
         .search(&format!("k:{}", e.timestamp_ms), 10)
         .await
         .unwrap();
-    assert_eq!(found, vec![42]);
+    assert_eq!(found, vec![(42, e.leaf_hash)]);
     assert!(
         engine.inclusion_proof(0, n + 1).await.is_err(),
         "proofs beyond the head are refused"

@@ -477,9 +477,9 @@ async fn search_index(
             )));
         }
     };
-    let mut result: Option<std::collections::BTreeSet<u64>> = None;
+    let mut result: Option<std::collections::BTreeMap<u64, Hash>> = None;
     for keys in key_sets {
-        let mut set = std::collections::BTreeSet::new();
+        let mut set = std::collections::BTreeMap::new();
         for k in keys {
             set.extend(
                 log.engine
@@ -490,16 +490,21 @@ async fn search_index(
         }
         result = Some(match result {
             None => set,
-            Some(prev) if and => prev.intersection(&set).copied().collect(),
-            Some(prev) => prev.union(&set).copied().collect(),
+            Some(mut prev) if and => {
+                prev.retain(|i, _| set.contains_key(i));
+                prev
+            }
+            Some(mut prev) => {
+                prev.extend(set);
+                prev
+            }
         });
     }
-    let mut ids = Vec::new();
-    for i in result.unwrap_or_default() {
-        if let Some(e) = log.engine.entry(i).await.map_err(HttpError::internal)? {
-            ids.push(log.entry_id(&e.leaf_hash));
-        }
-    }
+    let ids: Vec<String> = result
+        .unwrap_or_default()
+        .values()
+        .map(|leaf_hash| log.entry_id(leaf_hash))
+        .collect();
     Ok(Json(ids).into_response())
 }
 
