@@ -13,6 +13,15 @@
 //!
 //! Requests are built and signed before the clock starts so the figures are the server's,
 //! not the load generator's signing. `--rate` switches to an open-loop fixed arrival rate.
+//!
+//! `--preload N` first fills the log with N keyless-shaped entries through the engine (see
+//! `preload.rs`), then reports bytes per entry on disk, start-up time, read latencies
+//! (inclusion proof by index, consistency proof, full tile, search by email) and RSS around
+//! the write load:
+//!
+//!   target/release/sigil-bench --preload 1000000 --clients 64 --requests 20000
+
+mod preload;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +34,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 
+#[derive(Clone)]
 struct Args {
     target: String,
     backend: String,
@@ -35,6 +45,11 @@ struct Args {
     database_url: String,
     /// Passed to `sigild serve` as they are (e.g. `--max-pending-writes 128`).
     sigild_args: Vec<String>,
+    preload: u64,
+    /// Keep the data here (for inspection) instead of in a temporary directory.
+    data_dir: Option<PathBuf>,
+    /// Requests per read measurement (only with --preload).
+    reads: usize,
 }
 
 fn parse_args() -> Args {
@@ -47,6 +62,9 @@ fn parse_args() -> Args {
         sigild: sigil_tests::stack::target_dir().join("release/sigild"),
         database_url: "postgres://postgres@127.0.0.1:5432/test".into(),
         sigild_args: Vec::new(),
+        preload: 0,
+        data_dir: None,
+        reads: 5000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -60,9 +78,12 @@ fn parse_args() -> Args {
             "--sigild" => a.sigild = val().into(),
             "--database-url" => a.database_url = val(),
             "--sigild-arg" => a.sigild_args.push(val()),
+            "--preload" => a.preload = val().parse().expect("--preload N"),
+            "--data-dir" => a.data_dir = Some(val().into()),
+            "--reads" => a.reads = val().parse().expect("--reads N"),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]..."
+                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]]"
                 );
                 std::process::exit(0);
             }
@@ -117,7 +138,22 @@ fn rand_tag() -> u64 {
 
 struct Server {
     child: Child,
-    _data: tempfile::TempDir,
+    /// From spawn to accepting connections (sigild binds after opening every log).
+    startup: Duration,
+}
+
+impl Server {
+    /// Resident set size, from /proc.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kib| kib / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
 }
 
 impl Drop for Server {
@@ -162,18 +198,33 @@ async fn make_cert_requests(n: usize, dev_issuer: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn start(args: &Args, port: u16, dev_issuer_port: u16) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(&args.sigild);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .args(&args.sigild_args)
-        .stdout(Stdio::null());
-    if args.backend == "postgres" {
-        // A log is bound to its key and its data dir's head record: each run, with its new
-        // data dir and key, needs a database of its own.
+/// A data dir and, on PostgreSQL, a database of its own: a log is bound to its key and its
+/// data dir's head record, so each run (with its new data dir and key) needs a fresh one.
+struct Data {
+    dir: DataDir,
+    database_url: Option<String>,
+}
+
+enum DataDir {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl DataDir {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            DataDir::Temporary(t) => t.path(),
+            DataDir::Kept(p) => p,
+        }
+    }
+}
+
+fn fresh_data(args: &Args) -> Data {
+    let dir = match &args.data_dir {
+        Some(p) => DataDir::Kept(p.clone()),
+        None => DataDir::Temporary(tempfile::tempdir().unwrap()),
+    };
+    let database_url = (args.backend == "postgres").then(|| {
         let (server, _) = args.database_url.rsplit_once('/').expect("a database URL");
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -186,27 +237,87 @@ fn start(args: &Args, port: u16, dev_issuer_port: u16) -> Server {
             .status()
             .expect("run psql (PostgreSQL client) to create the bench database");
         assert!(created.success(), "CREATE DATABASE {name} failed");
-        cmd.args(["--database-url", &format!("{server}/{name}")]);
+        format!("{server}/{name}")
+    });
+    Data { dir, database_url }
+}
+
+fn start(args: &Args, data: &Data, port: u16, dev_issuer_port: u16, dev: bool) -> Server {
+    let mut cmd = Command::new(&args.sigild);
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data.dir.path())
+        .env("RUST_LOG", "warn")
+        .args(&args.sigild_args)
+        .stdout(Stdio::null());
+    if let Some(url) = &data.database_url {
+        cmd.args(["--database-url", url]);
     }
-    if args.target == "ca" {
+    if dev {
         cmd.args([
             "--dev",
             "--dev-issuer-listen",
             &format!("127.0.0.1:{dev_issuer_port}"),
         ]);
     }
+    let started = Instant::now();
     let child = cmd.spawn().unwrap_or_else(|e| {
         panic!(
             "start {}: {e} (build it with cargo build --release -p sigild)",
             args.sigild.display()
         )
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "sigild did not start");
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
-    Server { child, _data: dir }
+    Server {
+        child,
+        startup: started.elapsed(),
+    }
+}
+
+/// Certificates from a real sigild CA (a throwaway one with its --dev issuer), whose shape and
+/// size the preloaded entries copy.
+async fn template_certs(args: &Args, n: usize) -> Vec<Vec<u8>> {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, dev_port) = (free(), free());
+    let sqlite = Args {
+        backend: "sqlite".into(),
+        sigild_args: Vec::new(),
+        data_dir: None,
+        ..args.clone()
+    };
+    let data = fresh_data(&sqlite);
+    let _server = start(&sqlite, &data, port, dev_port, true);
+    let requests = make_cert_requests(n, &format!("http://127.0.0.1:{dev_port}")).await;
+    let http = reqwest::Client::new();
+    let mut certs = Vec::new();
+    for body in requests {
+        let resp: serde_json::Value = http
+            .post(format!("http://127.0.0.1:{port}/api/v2/signingCert"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("signingCert")
+            .json()
+            .await
+            .expect("signingCert answer");
+        let pem = resp["signedCertificateEmbeddedSct"]["chain"]["certificates"][0]
+            .as_str()
+            .expect("a certificate chain");
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        certs.push(STANDARD.decode(b64).expect("PEM body"));
+    }
+    certs
 }
 
 /// A bare HTTP/1.1 client with kept-alive connections. At tens of thousands of requests a
@@ -287,7 +398,28 @@ async fn main() {
             .port()
     };
     let (port, dev_port) = (free(), free());
-    let _server = start(&args, port, dev_port);
+    let data = fresh_data(&args);
+    if args.preload > 0 {
+        eprintln!("preload: fetching template certificates from a throwaway sigild CA…");
+        let template = preload::Template::new(template_certs(&args, 16).await);
+        preload::run(
+            data.database_url.as_deref(),
+            data.dir.path(),
+            template,
+            args.preload,
+        );
+        report_disk(&args, &data);
+    }
+    let server = start(&args, &data, port, dev_port, args.target == "ca");
+    if args.preload > 0 {
+        println!(
+            "preloaded={} startup={:.0}ms rss_before_writes={:.1}MiB",
+            args.preload,
+            server.startup.as_secs_f64() * 1e3,
+            server.rss_mib()
+        );
+        read_latencies(port, args.preload, args.reads).await;
+    }
     eprintln!("preparing {} requests…", args.entries);
     let (url, expected, entries) = match args.target.as_str() {
         "rekor" => (
@@ -409,4 +541,139 @@ async fn main() {
         percentile(&all, 0.99).as_secs_f64() * 1e3,
         all.last().unwrap().as_secs_f64() * 1e3,
     );
+    if args.preload > 0 {
+        println!("rss_after_writes={:.1}MiB", server.rss_mib());
+    }
+    drop(server);
+}
+
+/// Bytes on disk per preloaded entry: the SQLite files, or PostgreSQL's relations.
+fn report_disk(args: &Args, data: &Data) {
+    let n = args.preload as f64;
+    match &data.database_url {
+        None => {
+            let mut total = 0u64;
+            for f in std::fs::read_dir(data.dir.path()).unwrap().flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                if name.starts_with("sigil.db") {
+                    total += f.metadata().map(|m| m.len()).unwrap_or(0);
+                }
+            }
+            println!(
+                "disk backend=sqlite bytes={total} bytes_per_entry={:.0}",
+                total as f64 / n
+            );
+        }
+        Some(url) => {
+            let query = "SELECT relname, pg_total_relation_size(oid) FROM pg_class \
+                         WHERE relname IN ('entries','nodes','search_keys') \
+                         UNION ALL SELECT 'database', pg_database_size(current_database())";
+            let out = Command::new("psql")
+                .args([url, "-tAF", " ", "-c", "CHECKPOINT", "-c", query])
+                .output()
+                .expect("psql");
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if let Some((name, bytes)) = line.split_once(' ')
+                    && let Ok(bytes) = bytes.trim().parse::<u64>()
+                {
+                    println!(
+                        "disk backend=postgres relation={name} bytes={bytes} bytes_per_entry={:.0}",
+                        bytes as f64 / n
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Read latencies over HTTP at random points of a log of `size` entries, 8 clients each.
+async fn read_latencies(port: u16, size: u64, reads: usize) {
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let kinds: [(&str, &str); 4] = [
+        (
+            "inclusion_proof_by_index",
+            "GET /api/v1/log/entries?logIndex=R",
+        ),
+        (
+            "consistency_proof",
+            "GET /api/v1/log/proof?firstSize=R&lastSize=SIZE",
+        ),
+        ("full_tile", "GET /tile/0/<random full tile>"),
+        ("search_by_email", "POST /api/v1/index/retrieve {email}"),
+    ];
+    for (kind, _) in kinds {
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        let started = Instant::now();
+        for _ in 0..8 {
+            let (http, base, next) = (http.clone(), base.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= reads {
+                        break;
+                    }
+                    let r = u64::from_be_bytes(
+                        Sha256::digest(i.to_be_bytes())[..8].try_into().unwrap(),
+                    ) % size;
+                    let request = match kind {
+                        "inclusion_proof_by_index" => {
+                            http.get(format!("{base}/api/v1/log/entries?logIndex={r}"))
+                        }
+                        "consistency_proof" => http.get(format!(
+                            "{base}/api/v1/log/proof?firstSize={}&lastSize={size}",
+                            r.max(1)
+                        )),
+                        "full_tile" => {
+                            let tile = r % (size / 256).max(1);
+                            http.get(format!("{base}/tile/0/{}", tile_index_path(tile)))
+                        }
+                        _ => http
+                            .post(format!("{base}/api/v1/index/retrieve"))
+                            .header("content-type", "application/json")
+                            .body(
+                                serde_json::json!({
+                                    "email": format!("user{}@example.com", r % preload::IDENTITIES)
+                                })
+                                .to_string(),
+                            ),
+                    };
+                    let t = Instant::now();
+                    let resp = request.send().await.expect("read request");
+                    let status = resp.status();
+                    let _ = resp.bytes().await;
+                    assert!(status.is_success(), "{kind} answered {status}");
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        all.sort();
+        println!(
+            "read={kind} requests={} throughput={:.0}/s p50={:.2}ms p99={:.2}ms",
+            all.len(),
+            all.len() as f64 / elapsed.as_secs_f64(),
+            percentile(&all, 0.50).as_secs_f64() * 1e3,
+            percentile(&all, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+/// A tile index as C2SP path elements: `x001/x234/067`.
+fn tile_index_path(n: u64) -> String {
+    let mut parts = vec![format!("{:03}", n % 1000)];
+    let mut rest = n / 1000;
+    while rest > 0 {
+        parts.push(format!("x{:03}", rest % 1000));
+        rest /= 1000;
+    }
+    parts.reverse();
+    parts.join("/")
 }
