@@ -2,6 +2,7 @@
 //! proof/entry reads over the same storage. Every personality (Rekor, CT, tiles) uses this.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,7 @@ use sigil_proto::merkle::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::cluster::{Cluster, ForwardError};
 use crate::head_file::{HeadFile, HeadFileError};
 use crate::store::{BatchWrite, NewRow, Store, StoreError, Writer};
 use crate::tree::{Frontier, proof_from_map};
@@ -22,6 +24,13 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 const RECOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a writer may sit idle before its connection is checked.
 const WRITER_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// In a cluster, how often a follower reads the head from the database and tries to take
+/// the log's lock. This bounds both how far its reads lag the leader and how long a dead
+/// leader goes unreplaced (after the database notices the leader's connection is gone).
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long an append keeps looking for a leader before answering "unavailable".
+const FORWARD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+const FORWARD_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -45,6 +54,12 @@ pub enum EngineError {
     /// The writer lost its database and has not got it back yet.
     #[error("log storage is unavailable: {0}")]
     WriterUnavailable(String),
+    /// Another node sequences this log (cluster mode).
+    #[error("this node does not sequence log {0}; another node holds its lock")]
+    NotLeader(String),
+    /// The leader refused a forwarded entry.
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
 }
 
 impl EngineError {
@@ -55,6 +70,8 @@ impl EngineError {
             self,
             EngineError::ShuttingDown
                 | EngineError::WriterUnavailable(_)
+                | EngineError::NotLeader(_)
+                | EngineError::Forward(ForwardError::Retry { .. })
                 | EngineError::Store(StoreError::Db(_))
         )
     }
@@ -65,6 +82,10 @@ impl EngineError {
 pub struct EngineOptions {
     /// Where the last committed head is kept outside the database (see `head_file`).
     pub head_file: Option<HeadFile>,
+    /// Set when several nodes share the database: a node that finds the log locked follows
+    /// it (reads, forwards appends) instead of refusing to start, and takes over when the
+    /// leader's lock is released.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +148,11 @@ struct Inner {
     queue: mpsc::Sender<Submission>,
     /// Why the writer cannot commit right now, if it cannot.
     writer_fault: RwLock<Option<String>>,
+    /// Whether this node holds the log's lock and sequences it.
+    leader: AtomicBool,
+    cluster: Option<Cluster>,
+    /// The leader's URL as last read from the database.
+    leader_url: RwLock<Option<String>>,
 }
 
 pub fn now_ms() -> u64 {
@@ -149,7 +175,16 @@ impl LogEngine {
         options: EngineOptions,
     ) -> Result<LogEngine, EngineError> {
         let (log_id, tree_id) = store.ensure_log(name, now_ms()).await?;
-        let writer = store.writer(log_id, name).await?;
+        let writer = match store.writer(log_id, name).await {
+            Ok(w) => Some(w),
+            Err(StoreError::Locked(_)) if options.cluster.is_some() => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let (Some(_), Some(cluster)) = (&writer, &options.cluster) {
+            store
+                .set_leader(log_id, cluster.advertise_url(), now_ms())
+                .await?;
+        }
         let frontier = load_frontier(&store, log_id).await?;
         if let Some(file) = &options.head_file {
             check_recorded_head(&store, log_id, tree_id, name, &frontier, file).await?;
@@ -170,20 +205,36 @@ impl LogEngine {
             head: RwLock::new(head),
             queue,
             writer_fault: RwLock::new(None),
+            leader: AtomicBool::new(writer.is_some()),
+            cluster: options.cluster.clone(),
+            leader_url: RwLock::new(None),
         });
+        let leader = writer.is_some();
         let sequencer = Sequencer {
             inner: Arc::downgrade(&inner),
             store,
             log_id,
             tree_id,
             log_name: name.to_string(),
-            writer: Some(writer),
+            writer,
             frontier,
             head_file: options.head_file,
+            cluster: options.cluster,
         };
         tokio::spawn(sequencer.run(rx));
         metrics::gauge!("sigil_log_writer_up", "log" => name.to_string()).set(1.0);
-        tracing::info!(log = name, tree_id, size = head.size, "log opened");
+        metrics::gauge!("sigil_log_leader", "log" => name.to_string()).set(if leader {
+            1.0
+        } else {
+            0.0
+        });
+        tracing::info!(
+            log = name,
+            tree_id,
+            size = head.size,
+            role = if leader { "leader" } else { "follower" },
+            "log opened"
+        );
         Ok(LogEngine { inner })
     }
 
@@ -247,8 +298,150 @@ impl LogEngine {
         *self.inner.head.read().expect("tree head lock")
     }
 
-    /// Sequences one leaf. Returns only after the entry is durable and in the tree.
+    /// Whether this node sequences the log (always, outside a cluster).
+    pub fn is_leader(&self) -> bool {
+        self.inner.leader.load(Ordering::Acquire)
+    }
+
+    /// Sequences one leaf. Returns only after the entry is durable and in the tree. In a
+    /// cluster, a follower forwards it to the leader, looking the leader up again (for up to
+    /// FORWARD_DEADLINE) while leadership moves.
     pub async fn append(&self, leaf: NewLeaf) -> Result<AppendOutcome, Arc<EngineError>> {
+        let Some(cluster) = &self.inner.cluster else {
+            return self.append_here(leaf).await;
+        };
+        let deadline = Instant::now() + FORWARD_DEADLINE;
+        // Once an attempt may have reached a leader, a later "duplicate" can be that attempt,
+        // committed before its answer was lost.
+        let mut maybe_sent = false;
+        loop {
+            let last_error = if self.is_leader() {
+                match self.append_here(leaf.clone()).await {
+                    Err(e) if matches!(*e, EngineError::NotLeader(_)) => e,
+                    Ok(AppendOutcome::Duplicate { index }) if maybe_sent => {
+                        return self.own_duplicate(index, &leaf).await.map_err(Arc::new);
+                    }
+                    other => return other,
+                }
+            } else {
+                maybe_sent = true;
+                match self.forward(cluster, &leaf).await {
+                    Ok(AppendOutcome::Duplicate { index }) => {
+                        return self.own_duplicate(index, &leaf).await.map_err(Arc::new);
+                    }
+                    Ok(outcome) => return Ok(outcome),
+                    Err(e @ EngineError::Forward(ForwardError::Refused { .. })) => {
+                        return Err(Arc::new(e));
+                    }
+                    Err(e) => Arc::new(e),
+                }
+            };
+            if Instant::now() >= deadline {
+                return Err(Arc::new(EngineError::WriterUnavailable(format!(
+                    "no leader for log {} answered within {FORWARD_DEADLINE:?}: {last_error}",
+                    self.inner.name
+                ))));
+            }
+            tokio::time::sleep(FORWARD_RETRY).await;
+        }
+    }
+
+    /// One attempt at the leader the database names.
+    async fn forward(
+        &self,
+        cluster: &Cluster,
+        leaf: &NewLeaf,
+    ) -> Result<AppendOutcome, EngineError> {
+        let cached = self
+            .inner
+            .leader_url
+            .read()
+            .expect("leader url lock")
+            .clone();
+        let url = match cached {
+            Some(url) => url,
+            None => self
+                .inner
+                .store
+                .leader(self.inner.log_id)
+                .await?
+                .ok_or_else(|| EngineError::NotLeader(self.inner.name.clone()))?,
+        };
+        if url == cluster.advertise_url() {
+            // The database still names this node, which no longer (or not yet) holds the lock.
+            *self.inner.leader_url.write().expect("leader url lock") = None;
+            return Err(EngineError::NotLeader(self.inner.name.clone()));
+        }
+        match cluster.forward(&url, &self.inner.name, leaf).await {
+            Ok(outcome) => {
+                *self.inner.leader_url.write().expect("leader url lock") = Some(url);
+                if let AppendOutcome::New(a) = &outcome {
+                    // The leader committed this head before answering: reads here may use it.
+                    self.observe_head(a.tree_head);
+                }
+                Ok(outcome)
+            }
+            Err(e) => {
+                *self.inner.leader_url.write().expect("leader url lock") = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// A duplicate found after a retry: if the stored entry carries this leaf's own timestamp
+    /// it is this submission, committed by a leader that died before answering, and the
+    /// caller gets it as appended (with a proof at the committed head). Another submitter's
+    /// identical entry stays a duplicate.
+    async fn own_duplicate(
+        &self,
+        index: u64,
+        leaf: &NewLeaf,
+    ) -> Result<AppendOutcome, EngineError> {
+        let duplicate = AppendOutcome::Duplicate { index };
+        let Some(head) = self.inner.store.tree_head(self.inner.log_id).await? else {
+            return Ok(duplicate);
+        };
+        if index >= head.size {
+            return Ok(duplicate);
+        }
+        let Some(stored) = self
+            .inner
+            .store
+            .entries(self.inner.log_id, index, index + 1)
+            .await?
+            .pop()
+        else {
+            return Ok(duplicate);
+        };
+        if stored.timestamp_ms != leaf.timestamp_ms || stored.leaf != leaf.leaf {
+            return Ok(duplicate);
+        }
+        self.observe_head(head);
+        let proof = self
+            .range_hashes(&inclusion_ranges(index, head.size)?)
+            .await?;
+        Ok(AppendOutcome::New(Appended {
+            index,
+            leaf_hash: stored.leaf_hash,
+            tree_head: head,
+            inclusion_proof: proof,
+        }))
+    }
+
+    /// Moves the cached head forward (never back) to one committed by another node.
+    fn observe_head(&self, head: TreeHead) {
+        let mut current = self.inner.head.write().expect("tree head lock");
+        if head.size > current.size {
+            *current = head;
+        }
+    }
+
+    /// Sequences one leaf on this node; a node that does not hold the log's lock answers
+    /// `NotLeader`.
+    pub async fn append_here(&self, leaf: NewLeaf) -> Result<AppendOutcome, Arc<EngineError>> {
+        if !self.is_leader() {
+            return Err(Arc::new(EngineError::NotLeader(self.inner.name.clone())));
+        }
         let (reply, rx) = oneshot::channel();
         self.inner
             .queue
@@ -386,6 +579,7 @@ struct Sequencer {
     writer: Option<Writer>,
     frontier: Frontier,
     head_file: Option<HeadFile>,
+    cluster: Option<Cluster>,
 }
 
 impl Sequencer {
@@ -394,9 +588,16 @@ impl Sequencer {
         loop {
             let first = if self.writer.is_none() {
                 // Without a writer, keep trying to get one even when nobody writes, so that
-                // readiness comes back by itself.
-                match tokio::time::timeout(RECOVERY_INTERVAL, rx.recv()).await {
+                // readiness comes back by itself. A follower also keeps its head fresh.
+                let interval = match self.cluster {
+                    Some(_) => FOLLOW_INTERVAL,
+                    None => RECOVERY_INTERVAL,
+                };
+                match tokio::time::timeout(interval, rx.recv()).await {
                     Err(_) => {
+                        if self.cluster.is_some() {
+                            self.follow_head().await;
+                        }
                         self.try_recover().await;
                         continue;
                     }
@@ -456,12 +657,57 @@ impl Sequencer {
         }
     }
 
+    /// A follower's view of the head: what the leader last committed.
+    async fn follow_head(&mut self) {
+        match self.store.tree_head(self.log_id).await {
+            Ok(Some(head)) => {
+                if let Some(inner) = self.inner.upgrade() {
+                    let mut current = inner.head.write().expect("tree head lock");
+                    if head.size > current.size {
+                        *current = head;
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(log = %self.log_name, error = %e, "reading the head failed"),
+        }
+    }
+
+    fn set_leader(&self, leader: bool) {
+        if let Some(inner) = self.inner.upgrade() {
+            let was = inner.leader.swap(leader, Ordering::AcqRel);
+            if was != leader {
+                *inner.leader_url.write().expect("leader url lock") = None;
+                tracing::warn!(
+                    log = %self.log_name,
+                    size = self.frontier.size(),
+                    "{}",
+                    if leader { "this node now sequences the log" } else { "another node sequences the log; following it" }
+                );
+            }
+        }
+        metrics::gauge!("sigil_log_leader", "log" => self.log_name.clone()).set(if leader {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
     async fn try_recover(&mut self) -> bool {
         match self.recover().await {
             Ok(()) => {
                 tracing::info!(log = %self.log_name, size = self.frontier.size(), "writer reconnected");
                 self.set_fault(None);
+                if self.cluster.is_some() {
+                    self.set_leader(true);
+                }
                 true
+            }
+            // In a cluster, a lock held elsewhere is the normal state of a follower.
+            Err(EngineError::Store(StoreError::Locked(_))) if self.cluster.is_some() => {
+                self.set_leader(false);
+                self.set_fault(None);
+                false
             }
             Err(e) => {
                 tracing::warn!(log = %self.log_name, error = %e, "writer still unavailable");
@@ -498,6 +744,16 @@ impl Sequencer {
                 hex::encode(self.frontier.root())
             )));
         }
+        if let Some(cluster) = &self.cluster
+            && let Err(e) = self
+                .store
+                .set_leader(self.log_id, cluster.advertise_url(), now_ms())
+                .await
+        {
+            // Unannounced, no other node could forward here: let the lock go again.
+            Store::discard_writer(writer);
+            return Err(e.into());
+        }
         let head = frontier_head(&frontier, now_ms());
         if let Some(file) = &self.head_file {
             let (file, tree_id) = (file.clone(), self.tree_id);
@@ -517,6 +773,15 @@ impl Sequencer {
     async fn process(&mut self, batch: Vec<Submission>) {
         let started = Instant::now();
         if self.writer.is_none() && !self.try_recover().await {
+            if self.cluster.is_some()
+                && self
+                    .inner
+                    .upgrade()
+                    .is_some_and(|i| !i.leader.load(Ordering::Acquire))
+            {
+                // The callers forward these to the leader.
+                return fail_all(batch, EngineError::NotLeader(self.log_name.clone()));
+            }
             let fault = self
                 .inner
                 .upgrade()
@@ -748,7 +1013,9 @@ async fn blocking_write(file: HeadFile, tree_id: i64, head: TreeHead) -> Result<
 }
 
 fn fail_all(batch: Vec<Submission>, e: EngineError) {
-    tracing::error!(error = %e, "batch failed before writing");
+    if !matches!(e, EngineError::NotLeader(_)) {
+        tracing::error!(error = %e, "batch failed before writing");
+    }
     let e = Arc::new(e);
     for s in batch {
         let _ = s.reply.send(Err(e.clone()));

@@ -2,6 +2,7 @@
 //! that sit on it (Rekor v1, the C2SP tiles read API, and the CT log used by the CA).
 
 pub mod admission;
+pub mod cluster;
 pub mod ct;
 pub mod engine;
 pub mod head_file;

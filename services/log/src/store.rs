@@ -266,6 +266,39 @@ impl Store {
         })
     }
 
+    /// Records that the node reachable at `url` now sequences the log (it holds the lock).
+    pub async fn set_leader(&self, log_id: i64, url: &str, now_ms: u64) -> Result<(), StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO log_leaders (log_id, url, since_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (log_id) DO UPDATE SET url = excluded.url, since_ms = excluded.since_ms",
+            )
+            .bind(log_id).bind(url).bind(now_ms as i64).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Where the node that last took the log's lock said it can be reached.
+    pub async fn leader(&self, log_id: i64) -> Result<Option<String>, StoreError> {
+        with_db!(&self.db, pool => {
+            let row = sqlx::query("SELECT url FROM log_leaders WHERE log_id = $1")
+                .bind(log_id).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    /// The secret nodes of one database present to each other; the first caller creates it.
+    pub async fn cluster_secret(&self) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        with_db!(&self.db, pool => {
+            sqlx::query("INSERT INTO cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+                .bind(&fresh[..]).execute(pool).await?;
+            let row = sqlx::query("SELECT secret FROM cluster_secret WHERE id = 1")
+                .fetch_one(pool).await?;
+            Ok(row.get(0))
+        })
+    }
+
     pub async fn tree_head(&self, log_id: i64) -> Result<Option<TreeHead>, StoreError> {
         with_db!(&self.db, pool => {
             let row = sqlx::query("SELECT size, root, timestamp_ms FROM tree_heads WHERE log_id = $1")

@@ -143,6 +143,16 @@ pub struct ServeArgs {
     /// Over it: 429 with Retry-After. Behind a proxy every client shares the proxy's address.
     #[arg(long, value_name = "RATE", env = "SIGIL_RATE_LIMIT_CLIENT")]
     pub rate_limit_client: Option<sigil_log::admission::Rate>,
+    /// High availability: several sigild on one PostgreSQL database. Each log is sequenced by
+    /// the node holding its lock in the database; the others serve reads, forward writes to
+    /// it and take over within about a second when it stops. Needs --database-url; every node
+    /// needs the same keys and --public-url. See docs/operations.md.
+    #[arg(long, env = "SIGIL_HA", requires = "database_url")]
+    pub ha: bool,
+    /// With --ha: the URL other nodes reach this one at (its internal write route). Defaults
+    /// to http://<listen address> when that is a specific address.
+    #[arg(long, env = "SIGIL_ADVERTISE_URL", requires = "ha")]
+    pub advertise_url: Option<String>,
     #[command(flatten)]
     pub ca: CaArgs,
     /// Log format: text or json.

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sigil_log::admission::WriteAdmission;
+use sigil_log::cluster::{self, Cluster};
 use sigil_log::head_file::HeadFile;
 use sigil_log::rekor_v1::{self, RekorLog};
 use sigil_log::work::WorkPool;
@@ -40,12 +41,34 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(args.database_url.as_deref(), &args.data_dir)
         .await
         .context("opening storage")?;
+    let cluster = match args.ha {
+        false => None,
+        true => {
+            let url = match &args.advertise_url {
+                Some(url) => url.clone(),
+                None if !args.listen.ip().is_unspecified() => format!("http://{}", args.listen),
+                None => anyhow::bail!(
+                    "--ha with --listen {} needs --advertise-url: the address other nodes reach \
+                     this one at",
+                    args.listen
+                ),
+            };
+            let secret = store
+                .cluster_secret()
+                .await
+                .context("reading the cluster secret")?;
+            tracing::info!(advertise_url = %url, "high availability: sharing logs with other nodes");
+            Some(Cluster::new(&url, secret))
+        }
+    };
+    let mut cluster_engines: Vec<LogEngine> = Vec::new();
     let rekor_key_path = args
         .rekor_key
         .clone()
         .unwrap_or_else(|| args.data_dir.join("keys/rekor.pem"));
     let rekor_key = LogSigner::load_or_create(&rekor_key_path)?;
-    let rekor_engine = open_log(&store, "rekor", &args.data_dir).await?;
+    let rekor_engine = open_log(&store, "rekor", &args.data_dir, cluster.clone()).await?;
+    cluster_engines.push(rekor_engine.clone());
     // One pool for every service's signature checks: the cores are shared, so is the queue.
     let work = WorkPool::new(
         sigil_log::work::default_threads(),
@@ -98,7 +121,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| args.data_dir.join("keys/ctlog.pem"));
         let ct_key = LogSigner::load_or_create(&ct_key_path)?;
-        let ct = CtLog::new(open_log(&store, "ct", &args.data_dir).await?, ct_key);
+        let ct_engine = open_log(&store, "ct", &args.data_dir, cluster.clone()).await?;
+        cluster_engines.push(ct_engine.clone());
+        let ct = CtLog::new(ct_engine, ct_key);
         // A CT log is named by its key alone (its log ID); there is no checkpoint origin.
         ct.engine().bind_identity(&ct.log_id(), "ct").await?;
         ready_engines.push(ct.engine().clone());
@@ -136,6 +161,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(ready_engines.clone())))
         .route("/metrics", get(move || render_metrics(metrics.clone())))
+        // Forwarded writes were admitted (and rate-limited) by the node that took them.
+        .merge(match &cluster {
+            Some(c) => cluster::router(c.clone(), cluster_engines),
+            None => Router::new(),
+        })
         .fallback(sigil_log::http::not_found_fallback)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -166,13 +196,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Opens a log whose last committed head is also recorded in `<data-dir>/heads/<name>`.
+/// The head file is this node's own evidence: in a cluster each node keeps one for the
+/// commits it made while it was the leader.
 async fn open_log(
     store: &Store,
     name: &str,
     data_dir: &std::path::Path,
+    cluster: Option<Cluster>,
 ) -> anyhow::Result<LogEngine> {
     let options = EngineOptions {
         head_file: Some(HeadFile::new(data_dir.join("heads").join(name))),
+        cluster,
     };
     Ok(LogEngine::open_with(store.clone(), name, options).await?)
 }

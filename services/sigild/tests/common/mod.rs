@@ -155,6 +155,12 @@ impl Server {
         self.spawn(&[]);
     }
 
+    /// SIGKILL, then start again with extra flags.
+    pub fn restart_after_kill_with(&mut self, extra: &[&str]) {
+        self.kill9();
+        self.spawn(extra);
+    }
+
     pub fn restart_after_kill(&mut self) {
         self.kill9();
         self.spawn(&[]);
