@@ -586,8 +586,15 @@ fn report_disk(args: &Args, data: &Data) {
     }
 }
 
-/// Read latencies over HTTP at random points of a log of `size` entries, 8 clients each.
+/// Read latencies over HTTP at random points of a log of `size` entries: one client (the
+/// latency of one request) and eight (what two cores serve).
 async fn read_latencies(port: u16, size: u64, reads: usize) {
+    for clients in [1, 8] {
+        read_latencies_with(port, size, reads, clients).await;
+    }
+}
+
+async fn read_latencies_with(port: u16, size: u64, reads: usize, clients: usize) {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let kinds: [(&str, &str); 4] = [
@@ -606,7 +613,7 @@ async fn read_latencies(port: u16, size: u64, reads: usize) {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         let started = Instant::now();
-        for _ in 0..8 {
+        for _ in 0..clients {
             let (http, base, next) = (http.clone(), base.clone(), next.clone());
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::new();
@@ -657,7 +664,7 @@ async fn read_latencies(port: u16, size: u64, reads: usize) {
         let elapsed = started.elapsed();
         all.sort();
         println!(
-            "read={kind} requests={} throughput={:.0}/s p50={:.2}ms p99={:.2}ms",
+            "read={kind} clients={clients} requests={} throughput={:.0}/s p50={:.2}ms p99={:.2}ms",
             all.len(),
             all.len() as f64 / elapsed.as_secs_f64(),
             percentile(&all, 0.50).as_secs_f64() * 1e3,
