@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod cluster;
+pub mod copy;
 pub mod ct;
 pub mod engine;
 pub mod head_file;

@@ -65,6 +65,26 @@ pub enum Writer {
     Postgres(PoolConnection<Postgres>),
 }
 
+/// A row of `logs`, as copied between stores.
+#[derive(Clone, Debug)]
+pub struct LogRow {
+    pub id: i64,
+    pub name: String,
+    pub tree_id: i64,
+    pub created_ms: i64,
+    pub key_id: Option<Vec<u8>>,
+    pub origin: Option<String>,
+}
+
+/// Node rows (level, index, hash) and search-key rows (key, index), as copied between stores.
+pub type NodeRow = (i32, i64, Vec<u8>);
+pub type SearchKeyRow = (Vec<u8>, i64);
+
+/// One transaction on a PostgreSQL target that a copy writes into.
+pub struct CopyTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
 /// Everything one batch writes, committed in one transaction.
 pub struct BatchWrite<'a> {
     pub log_id: i64,
@@ -264,6 +284,76 @@ impl Store {
                 .bind(log_id).fetch_one(pool).await?;
             Ok((row.get(0), row.get(1)))
         })
+    }
+
+    pub async fn log_names(&self) -> Result<Vec<String>, StoreError> {
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query("SELECT name FROM logs ORDER BY id").fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    pub async fn log_rows(&self) -> Result<Vec<LogRow>, StoreError> {
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query("SELECT id, name, tree_id, created_ms, key_id, origin FROM logs ORDER BY id")
+                .fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| LogRow {
+                id: r.get(0),
+                name: r.get(1),
+                tree_id: r.get(2),
+                created_ms: r.get(3),
+                key_id: r.get(4),
+                origin: r.get(5),
+            }).collect())
+        })
+    }
+
+    /// Up to `limit` nodes after `after` in key order, and the cursor for the next call.
+    pub async fn node_rows(
+        &self,
+        log_id: i64,
+        after: Option<(i32, i64)>,
+        limit: u64,
+    ) -> Result<(Vec<NodeRow>, Option<(i32, i64)>), StoreError> {
+        let (level, idx) = after.unwrap_or((-1, -1));
+        let rows: Vec<NodeRow> = with_db!(&self.db, pool => {
+            sqlx::query("SELECT level, idx, hash FROM nodes WHERE log_id = $1 AND (level, idx) > ($2, $3) ORDER BY level, idx LIMIT $4")
+                .bind(log_id).bind(level).bind(idx).bind(limit as i64)
+                .fetch_all(pool).await?
+                .iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        });
+        let last = rows.last().map(|(l, i, _)| (*l, *i));
+        Ok((rows, last))
+    }
+
+    /// Up to `limit` search keys after `after` in key order, and the cursor for the next call.
+    pub async fn search_key_rows(
+        &self,
+        log_id: i64,
+        after: Option<(Vec<u8>, i64)>,
+        limit: u64,
+    ) -> Result<(Vec<SearchKeyRow>, Option<(Vec<u8>, i64)>), StoreError> {
+        let (key, idx) = after.unwrap_or((Vec::new(), -1));
+        let rows: Vec<SearchKeyRow> = with_db!(&self.db, pool => {
+            sqlx::query("SELECT key, idx FROM search_keys WHERE log_id = $1 AND (key, idx) > ($2, $3) ORDER BY key, idx LIMIT $4")
+                .bind(log_id).bind(&key[..]).bind(idx).bind(limit as i64)
+                .fetch_all(pool).await?
+                .iter().map(|r| (r.get(0), r.get(1))).collect()
+        });
+        let last = rows.last().cloned();
+        Ok((rows, last))
+    }
+
+    /// A transaction to copy logs into; only PostgreSQL is a copy target.
+    pub async fn begin_copy(&self) -> Result<CopyTx, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => Ok(CopyTx {
+                tx: pool.begin().await?,
+            }),
+            Db::Sqlite(_) => Err(StoreError::Corrupt(
+                "copying into SQLite is not supported; the target must be PostgreSQL".into(),
+            )),
+        }
     }
 
     /// Records that the node reachable at `url` now sequences the log (it holds the lock).
@@ -522,6 +612,84 @@ impl Store {
             Writer::Postgres(conn) => commit_batch_postgres(conn, batch).await,
             Writer::Sqlite(conn) => commit_batch_sqlite(conn, batch).await,
         }
+    }
+}
+
+impl CopyTx {
+    pub async fn insert_log(&mut self, log: &LogRow) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO logs (id, name, tree_id, created_ms, key_id, origin) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(log.id)
+            .bind(&log.name)
+            .bind(log.tree_id)
+            .bind(log.created_ms)
+            .bind(log.key_id.as_deref())
+            .bind(log.origin.as_deref())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_entries(
+        &mut self,
+        log_id: i64,
+        rows: &[StoredEntry],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO entries (log_id, idx, leaf_hash, leaf, extra, timestamp_ms) \
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])",
+        )
+        .bind(log_id)
+        .bind(rows.iter().map(|r| r.index as i64).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| &r.leaf_hash[..]).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| &r.leaf[..]).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| &r.extra[..]).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.timestamp_ms as i64).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_nodes(&mut self, log_id: i64, rows: &[NodeRow]) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO nodes (log_id, level, idx, hash) SELECT $1, * FROM UNNEST($2::INTEGER[], $3::BIGINT[], $4::BYTEA[])")
+            .bind(log_id)
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| &r.2[..]).collect::<Vec<_>>())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_search_keys(
+        &mut self,
+        log_id: i64,
+        rows: &[SearchKeyRow],
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO search_keys (log_id, key, idx) SELECT $1, * FROM UNNEST($2::BYTEA[], $3::BIGINT[])")
+            .bind(log_id)
+            .bind(rows.iter().map(|r| &r.0[..]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_head(&mut self, log_id: i64, head: &TreeHead) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tree_heads (log_id, size, root, timestamp_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(log_id)
+        .bind(head.size as i64)
+        .bind(&head.root[..])
+        .bind(head.timestamp_ms as i64)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 

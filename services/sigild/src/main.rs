@@ -1,5 +1,6 @@
 //! `sigild`: sigil's server. Configuration and wiring only; the services live in their crates.
 
+mod migrate;
 mod serve;
 
 use std::net::SocketAddr;
@@ -28,6 +29,20 @@ enum Command {
     Serve(ServeArgs),
     /// Print the ClientTrustConfig (trusted root + signing config) for this data dir, without serving.
     TrustConfig(TrustConfigArgs),
+    /// Copy every log from the SQLite database in --data-dir into an empty PostgreSQL
+    /// database, byte for byte, then check each copied tree. Stop sigild first; afterwards
+    /// start it with --database-url and the same --data-dir (keys, head records).
+    MigrateSqliteToPostgres(MigrateArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct MigrateArgs {
+    /// The data dir whose sigil.db is copied.
+    #[arg(long, default_value = "./sigil-data", env = "SIGIL_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// The empty PostgreSQL database to copy into (postgres://…).
+    #[arg(long, env = "SIGIL_DATABASE_URL")]
+    pub database_url: String,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +190,10 @@ fn main() -> anyhow::Result<()> {
         Command::TrustConfig(args) => {
             init_tracing("text");
             runtime.block_on(serve::print_trust_config(args))
+        }
+        Command::MigrateSqliteToPostgres(args) => {
+            init_tracing("text");
+            runtime.block_on(migrate::sqlite_to_postgres(args))
         }
     }
 }
