@@ -28,15 +28,83 @@ fn trials() -> usize {
         .unwrap_or(10)
 }
 
-fn node_args() -> Vec<&'static str> {
-    // Every node signs as the same log: same keys (copied below) and the same public URL.
-    vec![
+/// Every node signs as the same log and CA: the same keys (copied below), the same public
+/// URL, and one OIDC issuer that outlives every node (it runs in the test process).
+fn node_args(issuer: &str) -> Vec<String> {
+    [
         "--ha",
         "--public-url",
         "http://sigil.test",
-        "--services",
-        "rekor,tiles",
+        "--oidc-issuer",
+        issuer,
+        "--insecure-unencrypted-ca-keys",
     ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Requests certificates until one is issued, moving to the next node on 503 or a refused
+/// connection.
+async fn issue_until_ok(
+    http: &reqwest::Client,
+    urls: &Mutex<Vec<String>>,
+    issuer: &str,
+    start: usize,
+) {
+    use base64::Engine;
+    let email = "ha@example.com";
+    let token: serde_json::Value = http
+        .get(format!("{issuer}/token?email={email}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = ClientKey::new();
+    let proof = base64::engine::general_purpose::STANDARD.encode(key.sign(email.as_bytes()));
+    let request = serde_json::json!({
+        "credentials": {"oidcIdentityToken": token["id_token"]},
+        "publicKeyRequest": {
+            "publicKey": {"algorithm": "ECDSA", "content": key.public_pem()},
+            "proofOfPossession": proof,
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = start;
+    loop {
+        assert!(Instant::now() < deadline, "no certificate in 30 s");
+        let url = {
+            let urls = urls.lock().unwrap();
+            urls[attempt % urls.len()].clone()
+        };
+        attempt += 1;
+        match http
+            .post(format!("{url}/api/v2/signingCert"))
+            .json(&request)
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == StatusCode::OK => return,
+            Ok(r) if r.status() == StatusCode::SERVICE_UNAVAILABLE => {}
+            Ok(r) => panic!("{url} answered {}: {}", r.status(), r.text().await.unwrap()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What one client was told: the entry's UUID, and (for a 201) its index and checkpoint.
@@ -165,18 +233,18 @@ fn check_inclusion(entry: &LogEntry) {
 #[tokio::test]
 async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
     let db = fresh_postgres_database().await;
+    let issuer = sigil_ca::dev_issuer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .url;
     let dirs: Vec<tempfile::TempDir> = (0..NODES).map(|_| tempfile::tempdir().unwrap()).collect();
-    let args = node_args();
+    let owned = node_args(&issuer);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut nodes = vec![Server::start_with(dirs[0].path(), Some(&db), &args)];
-    // The first node created the keys; the others get copies.
+    // The first node created the log and CA keys; the others get copies.
     for dir in &dirs[1..] {
-        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
-        for key in std::fs::read_dir(dirs[0].path().join("keys"))
-            .unwrap()
-            .flatten()
-        {
-            std::fs::copy(key.path(), dir.path().join("keys").join(key.file_name())).unwrap();
-        }
+        copy_dir(&dirs[0].path().join("keys"), &dir.path().join("keys"));
+        copy_dir(&dirs[0].path().join("ca"), &dir.path().join("ca"));
     }
     for dir in &dirs[1..] {
         nodes.push(Server::start_with(dir.path(), Some(&db), &args));
@@ -218,6 +286,22 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
         }));
     }
 
+    // A CA client too: issuance needs the CT log's leader, wherever it is.
+    let issued = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    {
+        let (urls, issued, stop, issuer) =
+            (urls.clone(), issued.clone(), stop.clone(), issuer.clone());
+        writers.push(tokio::spawn(async move {
+            let http = client();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                issue_until_ok(&http, &urls, &issuer, n).await;
+                issued.lock().unwrap().push(Instant::now());
+                n += 1;
+            }
+        }));
+    }
+
     let mut takeovers = Vec::new();
     let mut current = 0usize;
     for trial in 0..trials() {
@@ -244,9 +328,15 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        while !issued.lock().unwrap().iter().any(|t| *t > killed_at) {
+            assert!(
+                killed_at.elapsed() < Duration::from_secs(5),
+                "trial {trial}: the CA issued nothing within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         takeovers.push(killed_at.elapsed());
-        let extra = node_args();
-        nodes[current].restart_after_kill_with(&extra);
+        nodes[current].restart_after_kill_with(&args);
         current = next;
     }
     stop.store(true, Ordering::Relaxed);
@@ -256,9 +346,10 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
     let acks = acks.lock().unwrap().clone();
     takeovers.sort();
     eprintln!(
-        "{} trials, {} entries acknowledged, {} refusals (503); takeover median {:?}, max {:?}",
+        "{} trials, {} entries acknowledged, {} certificates, {} refusals (503); takeover median {:?}, max {:?}",
         takeovers.len(),
         acks.len(),
+        issued.lock().unwrap().len(),
         refusals.load(Ordering::Relaxed),
         takeovers[takeovers.len() / 2],
         takeovers.last().unwrap()
@@ -275,7 +366,20 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
     .await;
     let size = ack.entry.unwrap().verification.inclusion_proof.tree_size;
     tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut ct_heads = Vec::new();
     for node in &nodes {
+        let sth: serde_json::Value = http
+            .get(format!("{}/ct/v1/get-sth", node.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ct_heads.push((
+            sth["tree_size"].as_u64().unwrap(),
+            sth["sha256_root_hash"].clone(),
+        ));
         let info = log_info(&http, &node.url).await;
         assert!(
             info.tree_size >= size,
@@ -284,6 +388,15 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
             info.tree_size
         );
     }
+
+    assert!(
+        ct_heads.windows(2).all(|w| w[0] == w[1]),
+        "every node shows the same CT tree: {ct_heads:?}"
+    );
+    assert!(
+        ct_heads[0].0 >= issued.lock().unwrap().len() as u64,
+        "every issued certificate's precertificate is in the CT log"
+    );
 
     // The independent check, against one node.
     let url = &nodes[0].url;
@@ -349,7 +462,7 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
 async fn forwarded_writes_need_the_cluster_secret() {
     let db = fresh_postgres_database().await;
     let dir = tempfile::tempdir().unwrap();
-    let node = Server::start_with(dir.path(), Some(&db), &node_args());
+    let node = Server::start_with(dir.path(), Some(&db), &["--ha", "--services", "rekor"]);
     let http = client();
     let body =
         serde_json::json!({"leaf": "AA==", "extra": "", "timestampMs": "1", "indexKeys": []});
