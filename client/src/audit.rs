@@ -374,13 +374,52 @@ pub async fn search(
         "operator".into(),
         if query.all { "and" } else { "or" }.into(),
     );
-    let url = format!("{rekor_url}/api/v1/index/retrieve");
-    let mut uuids: Vec<String> =
-        json_answer(http.post(&url).json(&body).send().await, &url).await?;
-    // Some logs answer with duplicates (one per matching term); each entry counts once.
+    // Every page, following the log's `Link: <…>; rel="next"` until there is none.
+    let first = format!("{rekor_url}/api/v1/index/retrieve");
+    let mut next = Some(first);
+    let mut uuids: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    uuids.retain(|u| seen.insert(u.clone()));
+    while let Some(url) = next.take() {
+        let sent = http.post(&url).json(&body).send().await;
+        let link = sent
+            .as_ref()
+            .ok()
+            .and_then(|r| r.headers().get(reqwest::header::LINK))
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let page: Vec<String> = json_answer(sent, &url).await?;
+        let before = uuids.len();
+        // Some logs answer with duplicates (one per matching term); each entry counts once.
+        uuids.extend(page.into_iter().filter(|u| seen.insert(u.clone())));
+        // A next page that adds nothing would loop forever; a log must make progress.
+        if uuids.len() > before {
+            next = link.map(|l| absolute(rekor_url, &l));
+        }
+    }
     Ok(uuids)
+}
+
+/// The target of `rel="next"` in a Link header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_string())
+    })
+}
+
+/// A Link target may be a path on the log's own server.
+fn absolute(base: &str, target: &str) -> String {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return target.to_string();
+    }
+    match url::Url::parse(base).and_then(|b| b.join(target)) {
+        Ok(u) => u.to_string(),
+        Err(_) => target.to_string(),
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -391,6 +430,23 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_page_links_are_found_and_made_absolute() {
+        let h = r#"<https://log.example/api/v1/index/retrieve?cursor=41&limit=1000>; rel="next""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://log.example/api/v1/index/retrieve?cursor=41&limit=1000")
+        );
+        assert_eq!(next_link(r#"</x?cursor=1>; rel="prev""#), None);
+        assert_eq!(
+            absolute(
+                "https://log.example/rekor",
+                "/api/v1/index/retrieve?cursor=5"
+            ),
+            "https://log.example/api/v1/index/retrieve?cursor=5"
+        );
+    }
 
     fn cp(origin: &str, size: u64, root: u8) -> Checkpoint {
         Checkpoint {

@@ -268,3 +268,70 @@ async fn info_get_and_consistency_are_verified_against_the_trusted_root() {
     let out = sigil(&["log", "get", "--server", &stack.url]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `sigil log search` pages through every match: 1,001 entries by one key are more than the
+/// log's page of 1,000.
+#[tokio::test]
+async fn search_follows_every_page() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use sha2::Digest;
+
+    let (stack, _issuer) = Stack::start_dev();
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    spki.extend_from_slice(key.public_key().as_ref());
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        STANDARD.encode(&spki)
+    );
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..1001 {
+        let artifact = format!("paged artifact {i}");
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "signature": {
+                    "content": STANDARD.encode(key.sign(&rng, artifact.as_bytes()).unwrap()),
+                    "publicKey": {"content": STANDARD.encode(&pem)}
+                },
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha2::Sha256::digest(artifact.as_bytes()))}}
+            }
+        });
+        let (http, url) = (http.clone(), stack.url.clone());
+        tasks.spawn(async move {
+            let r = http
+                .post(format!("{url}/api/v1/log/entries"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        });
+        if tasks.len() >= 32 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.pem");
+    std::fs::write(&key_file, &pem).unwrap();
+    let found = ok_json(sigil(&[
+        "log",
+        "search",
+        "--public-key",
+        key_file.to_str().unwrap(),
+        "--server",
+        &stack.url,
+        "--output",
+        "json",
+    ]));
+    assert_eq!(found["count"], 1001, "no silent cap at the log's page size");
+}

@@ -539,15 +539,27 @@ impl LogEngine {
         Ok(found.filter(|i| *i < self.tree_head().size))
     }
 
-    /// Entries indexed under `key` (index and leaf hash), oldest first.
-    pub async fn search(&self, key: &str, limit: u64) -> Result<Vec<(u64, Hash)>, EngineError> {
-        let size = self.tree_head().size;
-        let found = self
+    /// One page of a search (see `Store::search`): entries below `before` (and below the
+    /// current head) matching any term group, or every group when `all`, newest first.
+    pub async fn search(
+        &self,
+        groups: &[Vec<String>],
+        all: bool,
+        before: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, Hash)>, EngineError> {
+        let keys: Vec<(String, i32)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(g, keys)| keys.iter().map(move |k| (k.clone(), g as i32)))
+            .collect();
+        let min_groups = if all { groups.len() as i64 } else { 1 };
+        let before = before.min(self.tree_head().size);
+        Ok(self
             .inner
             .store
-            .search(self.inner.log_id, key, limit)
-            .await?;
-        Ok(found.into_iter().filter(|(i, _)| *i < size).collect())
+            .search(self.inner.log_id, &keys, min_groups, before, limit)
+            .await?)
     }
 
     /// Hashes at one tree level, for the tiles API.

@@ -539,24 +539,73 @@ impl Store {
         })
     }
 
-    /// Entries indexed under `key`, oldest first, with their leaf hashes (which name them).
+    /// One page of a search, newest first: entries below index `before` matched by at least
+    /// `min_groups` of the term groups (`keys` pairs a search key with its group number), with
+    /// their leaf hashes (which name them). The set logic (any / all terms) runs in the
+    /// database, so a page costs the same however many entries match.
     pub async fn search(
         &self,
         log_id: i64,
-        key: &str,
+        keys: &[(String, i32)],
+        min_groups: i64,
+        before: u64,
         limit: u64,
     ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        with_db!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT s.idx, e.leaf_hash FROM search_keys s \
-                 JOIN entries e ON e.log_id = s.log_id AND e.idx = s.idx \
-                 WHERE s.log_id = $1 AND s.key = $2 ORDER BY s.idx LIMIT $3",
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let before = before.min(i64::MAX as u64) as i64;
+        let rows: Vec<(i64, Vec<u8>)> = match &self.db {
+            Db::Postgres(pool) => sqlx::query(
+                "SELECT m.idx, e.leaf_hash FROM ( \
+                     SELECT s.idx FROM UNNEST($2::BYTEA[], $3::INTEGER[]) AS q(key, grp) \
+                     JOIN search_keys s ON s.log_id = $1 AND s.key = q.key AND s.idx < $4 \
+                     GROUP BY s.idx HAVING COUNT(DISTINCT q.grp) >= $5 \
+                     ORDER BY s.idx DESC LIMIT $6) m \
+                 JOIN entries e ON e.log_id = $1 AND e.idx = m.idx ORDER BY m.idx DESC",
             )
-            .bind(log_id).bind(search_key(key)).bind(limit as i64).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| Ok((r.get::<i64, _>(0) as u64, to_hash(&r.get::<Vec<u8>, _>(1))?)))
-                .collect()
-        })
+            .bind(log_id)
+            .bind(keys.iter().map(|(k, _)| search_key(k)).collect::<Vec<_>>())
+            .bind(keys.iter().map(|(_, g)| *g).collect::<Vec<_>>())
+            .bind(before)
+            .bind(min_groups)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect(),
+            Db::Sqlite(pool) => {
+                // The terms as a VALUES list driving index lookups (CROSS JOIN keeps it outer).
+                let sql = format!(
+                    "SELECT m.idx, e.leaf_hash FROM ( \
+                         WITH q(key, grp) AS (VALUES {}) \
+                         SELECT s.idx AS idx FROM q CROSS JOIN search_keys s \
+                         ON s.log_id = ? AND s.key = q.key AND s.idx < ? \
+                         GROUP BY s.idx HAVING COUNT(DISTINCT q.grp) >= ? \
+                         ORDER BY s.idx DESC LIMIT ?) m \
+                     JOIN entries e ON e.log_id = ? AND e.idx = m.idx ORDER BY m.idx DESC",
+                    vec!["(?,?)"; keys.len()].join(",")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (k, g) in keys {
+                    q = q.bind(search_key(k)).bind(*g);
+                }
+                q.bind(log_id)
+                    .bind(before)
+                    .bind(min_groups)
+                    .bind(limit as i64)
+                    .bind(log_id)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect()
+            }
+        };
+        rows.into_iter()
+            .map(|(i, h)| Ok((i as u64, to_hash(&h)?)))
+            .collect()
     }
 
     /// Which of these leaf hashes are already logged, and where.

@@ -140,7 +140,12 @@ async fn engine_matches_ct_merkle_at_every_size_and_after_reopen() {
     assert_eq!(e.leaf, leaves[42]);
     assert_eq!(e.extra, vec![1, 2]);
     let found = engine
-        .search(&format!("k:{}", e.timestamp_ms), 10)
+        .search(
+            &[vec![format!("k:{}", e.timestamp_ms)]],
+            false,
+            u64::MAX,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(found, vec![(42, e.leaf_hash)]);

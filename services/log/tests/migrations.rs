@@ -61,7 +61,10 @@ fn old_key_rows() -> String {
 
 async fn check_migrated(store: &sigil_log::Store) {
     for key in OLD_KEYS {
-        let found = store.search(1, key, 10).await.unwrap();
+        let found = store
+            .search(1, &[(key.to_string(), 0)], 1, u64::MAX, 10)
+            .await
+            .unwrap();
         let mut want = [0u8; 32];
         want[31] = 0xa1;
         assert_eq!(

@@ -654,3 +654,122 @@ async fn each_service_can_be_mounted_alone_and_keys_can_be_given() {
     );
     assert_eq!(r.json::<Value>().await.unwrap()["code"], 404);
 }
+
+/// Search beyond one page: 2,501 matches, followed through `Link: <…>; rel="next"`, with the
+/// any/all logic done by the database.
+async fn search_pages(server: &Server) {
+    let http = reqwest::Client::new();
+    let (a, b) = (ClientKey::new(), ClientKey::new());
+    let mut tasks = tokio::task::JoinSet::new();
+    let submit = |http: reqwest::Client, url: String, body: Value| async move {
+        let r = http
+            .post(format!("{url}/api/v1/log/entries"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    };
+    for i in 0..2500 {
+        let body = a.hashedrekord(format!("page {i}").as_bytes());
+        tasks.spawn(submit(http.clone(), server.url.clone(), body));
+        if tasks.len() >= 32 {
+            tasks.join_next().await.unwrap().unwrap();
+        }
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    // Key B signs one artifact key A also signed.
+    submit(http.clone(), server.url.clone(), b.hashedrekord(b"page 7")).await;
+    let hash = format!("sha256:{}", hex::encode(Sha256::digest(b"page 7")));
+    let key_a = json!({"format": "x509", "content": STANDARD.encode(a.public_pem())});
+
+    let search = |url: String, body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let next = r
+                .headers()
+                .get("link")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.json::<Vec<String>>().await.unwrap(), next)
+        }
+    };
+    let either = json!({"publicKey": key_a, "hash": hash});
+    let mut url = format!("{}/api/v1/index/retrieve", server.url);
+    let mut pages = Vec::new();
+    let mut all = std::collections::HashSet::new();
+    loop {
+        let (page, next) = search(url.clone(), either.clone()).await;
+        pages.push(page.len());
+        all.extend(page);
+        let Some(link) = next else { break };
+        url = link
+            .strip_prefix('<')
+            .and_then(|l| l.split_once(">; rel=\"next\""))
+            .map(|(u, _)| u.to_string())
+            .expect("a Link header naming the next page");
+    }
+    assert_eq!(pages, vec![1000, 1000, 501], "pages of 1,000, newest first");
+    assert_eq!(all.len(), 2501, "every match exactly once");
+
+    let both = json!({"publicKey": key_a, "hash": hash, "operator": "and"});
+    let (found, next) = search(format!("{}/api/v1/index/retrieve", server.url), both).await;
+    assert_eq!(found.len(), 1, "only key A's entry for that artifact");
+    assert!(next.is_none());
+    let (first, _) = search(
+        format!("{}/api/v1/index/retrieve?limit=10", server.url),
+        json!({"publicKey": key_a}),
+    )
+    .await;
+    assert_eq!(first.len(), 10);
+    // Newest first: the highest index of all key A's entries leads the first page.
+    let entry: LogEntryMap = http
+        .get(format!("{}/api/v1/log/entries/{}", server.url, first[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let head: LogInfo = http
+        .get(format!("{}/api/v1/log", server.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let newest = entry.values().next().unwrap().log_index;
+    assert!(
+        newest + 2 >= head.tree_size,
+        "first result is index {newest}, the log has {}",
+        head.tree_size
+    );
+    for bad in ["limit=0", "limit=1001", "cursor=x", "page=2"] {
+        let r = http
+            .post(format!("{}/api/v1/index/retrieve?{bad}", server.url))
+            .json(&json!({"publicKey": key_a}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "?{bad}");
+    }
+}
+
+#[tokio::test]
+async fn search_pages_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    search_pages(&server).await;
+}
+
+#[tokio::test]
+async fn search_pages_on_postgres() {
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), Some(&db));
+    search_pages(&server).await;
+}

@@ -397,12 +397,32 @@ async fn retrieve_entries(
     Ok(Json(out).into_response())
 }
 
-const MAX_SEARCH_RESULTS: u64 = 1000;
+/// Results per search page. A client that does not page (Rekor's API has no paging) gets the
+/// newest page; the `Link: <…>; rel="next"` header says more exist and where they are.
+const SEARCH_PAGE: u64 = 1000;
+
+/// `?cursor=N&limit=M` on `POST /api/v1/index/retrieve`: entries below index N, M at most.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchPage {
+    cursor: Option<u64>,
+    limit: Option<u64>,
+}
 
 async fn search_index(
     State(log): State<Arc<RekorLog>>,
+    page: Result<Query<SearchPage>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
+    let Query(page) = page.map_err(|e| {
+        HttpError::bad_request(format!("search paging takes ?cursor=N&limit=M: {e}"))
+    })?;
+    let limit = page.limit.unwrap_or(SEARCH_PAGE);
+    if limit == 0 || limit > SEARCH_PAGE {
+        return Err(HttpError::bad_request(format!(
+            "limit must be between 1 and {SEARCH_PAGE}"
+        )));
+    }
     let body = body_or_error(body)?;
     let req: SearchIndexRequest = parse_json(&body)?;
     let mut key_sets: Vec<Vec<String>> = Vec::new();
@@ -477,35 +497,26 @@ async fn search_index(
             )));
         }
     };
-    let mut result: Option<std::collections::BTreeMap<u64, Hash>> = None;
-    for keys in key_sets {
-        let mut set = std::collections::BTreeMap::new();
-        for k in keys {
-            set.extend(
-                log.engine
-                    .search(&k, MAX_SEARCH_RESULTS)
-                    .await
-                    .map_err(HttpError::internal)?,
-            );
+    // One more than a page tells whether another page exists.
+    let mut found = log
+        .engine
+        .search(&key_sets, and, page.cursor.unwrap_or(u64::MAX), limit + 1)
+        .await
+        .map_err(HttpError::internal)?;
+    let more = found.len() as u64 > limit;
+    found.truncate(limit as usize);
+    let ids: Vec<String> = found.iter().map(|(_, h)| log.entry_id(h)).collect();
+    let mut response = Json(ids).into_response();
+    if more && let Some((last, _)) = found.last() {
+        let next = format!(
+            "<{}/api/v1/index/retrieve?cursor={last}&limit={limit}>; rel=\"next\"",
+            log.base_url
+        );
+        if let Ok(value) = HeaderValue::from_str(&next) {
+            response.headers_mut().insert(header::LINK, value);
         }
-        result = Some(match result {
-            None => set,
-            Some(mut prev) if and => {
-                prev.retain(|i, _| set.contains_key(i));
-                prev
-            }
-            Some(mut prev) => {
-                prev.extend(set);
-                prev
-            }
-        });
     }
-    let ids: Vec<String> = result
-        .unwrap_or_default()
-        .values()
-        .map(|leaf_hash| log.entry_id(leaf_hash))
-        .collect();
-    Ok(Json(ids).into_response())
+    Ok(response)
 }
 
 async fn get_log_info(State(log): State<Arc<RekorLog>>) -> Json<LogInfo> {
