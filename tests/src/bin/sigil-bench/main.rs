@@ -38,7 +38,8 @@ use sha2::{Digest, Sha256};
 struct Args {
     target: String,
     backend: String,
-    clients: usize,
+    /// Closed-loop client counts: one write run each, one after the other.
+    clients: Vec<usize>,
     entries: usize,
     rate: Option<f64>,
     sigild: PathBuf,
@@ -56,7 +57,7 @@ fn parse_args() -> Args {
     let mut a = Args {
         target: "rekor".into(),
         backend: "sqlite".into(),
-        clients: 64,
+        clients: vec![64],
         entries: 20_000,
         rate: None,
         sigild: sigil_tests::stack::target_dir().join("release/sigild"),
@@ -72,7 +73,12 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--target" => a.target = val(),
             "--backend" => a.backend = val(),
-            "--clients" => a.clients = val().parse().expect("--clients N"),
+            "--clients" => {
+                a.clients = val()
+                    .split(',')
+                    .map(|c| c.parse().expect("--clients N[,N...]"))
+                    .collect()
+            }
             "--requests" | "--entries" => a.entries = val().parse().expect("--entries N"),
             "--rate" => a.rate = Some(val().parse().expect("--rate PER_SECOND")),
             "--sigild" => a.sigild = val().into(),
@@ -83,7 +89,7 @@ fn parse_args() -> Args {
             "--reads" => a.reads = val().parse().expect("--reads N"),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]]"
+                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]]"
                 );
                 std::process::exit(0);
             }
@@ -420,6 +426,17 @@ async fn main() {
         );
         read_latencies(port, args.preload, args.reads).await;
     }
+    for &clients in &args.clients {
+        write_load(&args, clients, port, dev_port).await;
+    }
+    if args.preload > 0 {
+        println!("rss_after_writes={:.1}MiB", server.rss_mib());
+    }
+    drop(server);
+}
+
+/// One write run: `clients` closed-loop clients (or the open-loop `--rate`).
+async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
     eprintln!("preparing {} requests…", args.entries);
     let (url, expected, entries) = match args.target.as_str() {
         "rekor" => (
@@ -436,7 +453,7 @@ async fn main() {
     };
     let entries = Arc::new(entries);
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.clients)
+        .pool_max_idle_per_host(clients)
         .build()
         .unwrap();
     // Open-loop runs use the bare client: they are the ones that reach overload.
@@ -453,7 +470,7 @@ async fn main() {
     let workers = if args.rate.is_some() {
         args.entries
     } else {
-        args.clients
+        clients
     };
     for w in 0..workers {
         let (http, url, entries, next) = (http.clone(), url.clone(), entries.clone(), next.clone());
@@ -518,7 +535,7 @@ async fn main() {
     all.sort();
     let mode = match args.rate {
         Some(r) => format!("open loop at {r}/s"),
-        None => format!("{} concurrent clients", args.clients),
+        None => format!("{} concurrent clients", clients),
     };
     refused.sort();
     let refused_p99 = if refused.is_empty() {
@@ -541,10 +558,6 @@ async fn main() {
         percentile(&all, 0.99).as_secs_f64() * 1e3,
         all.last().unwrap().as_secs_f64() * 1e3,
     );
-    if args.preload > 0 {
-        println!("rss_after_writes={:.1}MiB", server.rss_mib());
-    }
-    drop(server);
 }
 
 /// Bytes on disk per preloaded entry: the SQLite files, or PostgreSQL's relations.
