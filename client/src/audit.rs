@@ -277,10 +277,43 @@ pub fn check_entry(
     if let Some(promise) = &tle.inclusion_promise {
         tlog::verify_set(&tle, &promise.signed_entry_timestamp, &key)?;
     }
-    let body: serde_json::Value = serde_json::from_slice(&tle.canonicalized_body)
+    let described = describe_body(&tle.canonicalized_body)?;
+    Ok(CheckedEntry {
+        uuid: uuid.to_string(),
+        log_index: tle.log_index,
+        integrated_time: tle.integrated_time,
+        kind: tle.kind_version.kind.clone(),
+        api_version: tle.kind_version.version.clone(),
+        artifact_digest: described.artifact_digest,
+        identity: described.identity,
+        issuer: described.issuer,
+        public_key_sha256: described.public_key_sha256,
+        proven_in_tree_size: tle
+            .inclusion_proof
+            .as_ref()
+            .map(|p| p.tree_size)
+            .unwrap_or_default(),
+    })
+}
+
+/// What an entry's body says: who signed what.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DescribedBody {
+    pub kind: String,
+    pub artifact_digest: Option<String>,
+    pub identity: Option<String>,
+    pub issuer: Option<String>,
+    pub public_key_sha256: Option<String>,
+}
+
+/// Decodes a Rekor v1 canonical body (hashedrekord or dsse): the artifact digest, and the
+/// certificate's identity and issuer (keyless) or the key's SHA-256 (keyed).
+pub fn describe_body(canonical_body: &[u8]) -> Result<DescribedBody, AuditError> {
+    let body: serde_json::Value = serde_json::from_slice(canonical_body)
         .map_err(|e| AuditError::Entry(format!("body is not JSON: {e}")))?;
     let spec = &body["spec"];
-    let (artifact_digest, signer_pem) = match tle.kind_version.kind.as_str() {
+    let kind = body["kind"].as_str().unwrap_or_default().to_string();
+    let (artifact_digest, signer_pem) = match kind.as_str() {
         "hashedrekord" => (
             spec["data"]["hash"]["algorithm"]
                 .as_str()
@@ -297,21 +330,10 @@ pub fn check_entry(
         ),
         _ => (None, None),
     };
-    let mut checked = CheckedEntry {
-        uuid: uuid.to_string(),
-        log_index: tle.log_index,
-        integrated_time: tle.integrated_time,
-        kind: tle.kind_version.kind.clone(),
-        api_version: tle.kind_version.version.clone(),
+    let mut described = DescribedBody {
+        kind,
         artifact_digest,
-        identity: None,
-        issuer: None,
-        public_key_sha256: None,
-        proven_in_tree_size: tle
-            .inclusion_proof
-            .as_ref()
-            .map(|p| p.tree_size)
-            .unwrap_or_default(),
+        ..DescribedBody::default()
     };
     let pem = signer_pem
         .and_then(|b64| sigil_proto::encoding::decode_base64(b64).ok())
@@ -320,15 +342,15 @@ pub fn check_entry(
     match pem {
         Some((label, der)) if label == "CERTIFICATE" => {
             let cert = ParsedCert::from_der(&der).map_err(|e| AuditError::Entry(e.to_string()))?;
-            checked.identity = cert.san_identities().into_iter().next();
+            described.identity = cert.san_identities().into_iter().next();
             // 1.8 (DER) supersedes the deprecated raw 1.1.
-            checked.issuer = fulcio_extension(&cert, 8).or_else(|| fulcio_extension(&cert, 1));
-            checked.public_key_sha256 = Some(sha256_hex(cert.spki_der()));
+            described.issuer = fulcio_extension(&cert, 8).or_else(|| fulcio_extension(&cert, 1));
+            described.public_key_sha256 = Some(sha256_hex(cert.spki_der()));
         }
-        Some((_, der)) => checked.public_key_sha256 = Some(sha256_hex(&der)),
+        Some((_, der)) => described.public_key_sha256 = Some(sha256_hex(&der)),
         None => {}
     }
-    Ok(checked)
+    Ok(described)
 }
 
 /// What to search the log's index for (`POST /api/v1/index/retrieve`).

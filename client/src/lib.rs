@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod image;
 pub mod keys;
+pub mod monitor;
 pub mod oci;
 pub mod oidc;
 pub mod sign;

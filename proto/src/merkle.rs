@@ -323,6 +323,65 @@ pub fn root_of_leaf_hashes(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The complete subtrees that make up the tree's leaves, left to right (largest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<(NodeId, Hash)>,
+}
+
+impl Frontier {
+    /// The node ids a frontier for `size` leaves consists of, for loading it from storage.
+    pub fn node_ids(size: u64) -> Vec<NodeId> {
+        range_nodes(Range {
+            start: 0,
+            end: size,
+        })
+    }
+
+    pub fn from_nodes(size: u64, hashes: Vec<Hash>) -> Frontier {
+        let nodes = Frontier::node_ids(size).into_iter().zip(hashes).collect();
+        Frontier { size, nodes }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn root(&self) -> Hash {
+        let hashes: Vec<Hash> = self.nodes.iter().map(|(_, h)| *h).collect();
+        fold_range(&hashes)
+    }
+
+    pub fn nodes(&self) -> &[(NodeId, Hash)] {
+        &self.nodes
+    }
+
+    /// Appends a leaf; reports every complete subtree it creates (level 0 included) to `created`.
+    /// Returns the leaf's hash.
+    pub fn push(&mut self, leaf: &[u8], created: &mut impl FnMut(NodeId, Hash)) -> Hash {
+        let lh = leaf_hash(leaf);
+        self.push_hash(lh, created);
+        lh
+    }
+
+    pub fn push_hash(&mut self, lh: Hash, created: &mut impl FnMut(NodeId, Hash)) {
+        let mut node = (NodeId::new(0, self.size), lh);
+        created(node.0, node.1);
+        while let Some((last_id, last_hash)) = self.nodes.last().copied() {
+            if last_id.level != node.0.level {
+                break;
+            }
+            self.nodes.pop();
+            let parent = NodeId::new(node.0.level + 1, node.0.index >> 1);
+            node = (parent, node_hash(&last_hash, &node.1));
+            created(node.0, node.1);
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,12 @@ Examples:
   # Later (e.g. daily from cron): has the log only grown since? Exit 1 if not.
   sigil log verify-consistency --from sigil.checkpoint --update --server https://sigil.example.com
 
-Exit codes: 0 verified, 1 the log failed a check (or could not be read), 2 usage error.";
+  # Read every new entry since the last run; report what the release identity signed.
+  sigil log monitor --state monitor.json --once --watch-identity release@example.com \\
+    --server https://sigil.example.com --output json
+
+Exit codes: 0 verified, 1 the log failed a check (or could not be read), 2 usage error,
+3 (monitor --once) entries to report.";
 
 #[derive(Debug, Args)]
 #[command(about = "Audit a transparency log: checkpoint, entries, consistency", long_about = LOG_ABOUT)]
@@ -52,6 +57,9 @@ enum LogCommand {
     VerifyConsistency(ConsistencyArgs),
     /// Find entries by signer email, subject, artifact digest or public key.
     Search(SearchArgs),
+    /// Follow the log from a saved state, read every entry, check they build the signed
+    /// tree, and report entries by watched identities or digests.
+    Monitor(MonitorArgs),
 }
 
 /// Which log, and what to trust.
@@ -129,18 +137,53 @@ struct SearchArgs {
     details: bool,
 }
 
+#[derive(Debug, Args)]
+struct MonitorArgs {
+    #[command(flatten)]
+    target: LogTarget,
+    /// Where the monitor keeps its place between runs (created on the first): the last
+    /// verified checkpoint and the tree's right edge. Without it, every run starts at entry 0.
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// Read up to the current checkpoint once and exit: 0 nothing to report, 3 findings,
+    /// 1 the log failed a check (split view, shrinking, entries that do not build its tree).
+    #[arg(long)]
+    once: bool,
+    /// Seconds between scans when following (without --once).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    interval: u64,
+    /// Report every entry signed by this identity (email or subject, any case). Repeatable.
+    #[arg(long, value_name = "IDENTITY")]
+    watch_identity: Vec<String>,
+    /// Report every entry for this artifact digest (hex or sha256:<hex>). Repeatable.
+    #[arg(long, value_name = "DIGEST")]
+    watch_digest: Vec<String>,
+}
+
+/// `--once` found something to report.
+const FINDINGS: u8 = 3;
+
 pub fn log(args: LogArgs) -> u8 {
+    if let LogCommand::Monitor(a) = args.command {
+        let json = a.target.output == Output::Json;
+        return match monitor(a) {
+            Ok(code) => code,
+            Err(f) => report_failure(f, json),
+        };
+    }
     let output = match &args.command {
         LogCommand::Info(a) => a.target.output,
         LogCommand::Get(a) => a.target.output,
         LogCommand::VerifyConsistency(a) => a.target.output,
         LogCommand::Search(a) => a.target.output,
+        LogCommand::Monitor(_) => unreachable!("handled above"),
     };
     let result = match args.command {
         LogCommand::Info(a) => info(a),
         LogCommand::Get(a) => get(a),
         LogCommand::VerifyConsistency(a) => verify_consistency(a),
         LogCommand::Search(a) => search(a),
+        LogCommand::Monitor(_) => unreachable!("handled above"),
     };
     match result {
         Ok(()) => exit::OK,
@@ -406,4 +449,66 @@ fn verify_consistency(args: ConsistencyArgs) -> Result<(), Failure> {
         ),
     }
     Ok(())
+}
+
+fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
+    use crate::monitor::{MonitorState, Rules, scan};
+    let (root, url) = resolve(&args.target)?;
+    let rules = Rules {
+        identities: args.watch_identity.clone(),
+        digests: args.watch_digest.clone(),
+    };
+    let http = crate::sign::http_client();
+    let rt = runtime()?;
+    let json = args.target.output == Output::Json;
+    let mut state: Option<MonitorState> = match std::fs::read(&args.state) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            usage(format!(
+                "{} is not a monitor state file: {e}",
+                args.state.display()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(usage(format!("cannot read {}: {e}", args.state.display()))),
+    };
+    let mut found_any = false;
+    loop {
+        let result = rt
+            .block_on(scan(&http, &url, &root.tlogs, state.as_ref(), &rules))
+            .map_err(failed)?;
+        for f in &result.findings {
+            found_any = true;
+            if json {
+                println!("{}", serde_json::to_string(f).map_err(failed)?);
+            } else {
+                println!(
+                    "entry {}: {} {} signed {} (issuer {})",
+                    f.log_index,
+                    f.rule,
+                    f.identity.as_deref().unwrap_or("(a key)"),
+                    f.artifact_digest.as_deref().unwrap_or("?"),
+                    f.issuer.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        // The state moves only after the findings up to it are out.
+        let text = serde_json::to_vec_pretty(&result.state).map_err(failed)?;
+        let tmp = args.state.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &args.state))
+            .map_err(|e| usage(format!("cannot write {}: {e}", args.state.display())))?;
+        eprintln!(
+            "{}: read entries {}..{}, they build the signed tree of {} entries; {} finding(s)",
+            result.checkpoint.checkpoint.origin,
+            result.from,
+            result.to,
+            result.to,
+            result.findings.len()
+        );
+        state = Some(result.state);
+        if args.once {
+            return Ok(if found_any { FINDINGS } else { exit::OK });
+        }
+        std::thread::sleep(std::time::Duration::from_secs(args.interval));
+    }
 }
