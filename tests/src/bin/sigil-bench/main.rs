@@ -582,7 +582,19 @@ fn report_disk(args: &Args, data: &Data) {
                          WHERE relname IN ('entries','nodes','search_keys') \
                          UNION ALL SELECT 'database', pg_database_size(current_database())";
             let out = Command::new("psql")
-                .args([url, "-tAF", " ", "-c", "CHECKPOINT", "-c", query])
+                // As an operator would after a bulk load: fresh statistics, and no autovacuum
+                // pass over the new rows in the middle of the measurement.
+                .args([
+                    url,
+                    "-tAF",
+                    " ",
+                    "-c",
+                    "VACUUM ANALYZE",
+                    "-c",
+                    "CHECKPOINT",
+                    "-c",
+                    query,
+                ])
                 .output()
                 .expect("psql");
             for line in String::from_utf8_lossy(&out.stdout).lines() {
