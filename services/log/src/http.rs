@@ -62,13 +62,18 @@ impl IntoResponse for HttpError {
             resp.headers_mut().insert(header::LOCATION, loc);
         }
         if let Some(wait) = self.retry_after {
-            // Whole seconds, rounded up: a client must not retry before the limit allows.
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            set_retry_after(&mut resp, wait);
         }
         resp
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up (a client must not retry before the limit
+/// allows) and at least 1. Every service's refusals use this one spelling.
+pub fn set_retry_after(resp: &mut Response, wait: std::time::Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
 /// Turns axum's body rejection (e.g. over the size limit) into our JSON error.
