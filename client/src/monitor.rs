@@ -137,6 +137,37 @@ pub async fn scan(
     })
 }
 
+/// Checks another view of the log (another monitor's state, a witness's or an auditor's saved
+/// checkpoint) against ours: its checkpoint must be signed by the log and lie on the same
+/// history, with the same root at the same size or a consistency proof from the log between
+/// the two. A log that shows two parties two histories fails here.
+pub async fn compare_with_peer(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    tlogs: &[TransparencyLogInstance],
+    ours: &VerifiedCheckpoint,
+    peer_note: &str,
+) -> Result<(), AuditError> {
+    let peer = verify_checkpoint(peer_note, tlogs)?;
+    let (old, new) = if peer.checkpoint.size <= ours.checkpoint.size {
+        (&peer.checkpoint, &ours.checkpoint)
+    } else {
+        (&ours.checkpoint, &peer.checkpoint)
+    };
+    let proof = if old.size == 0 || old.size == new.size || old.origin != new.origin {
+        Vec::new()
+    } else {
+        audit::consistency_proof(http, rekor_url, old.size, new.size)
+            .await
+            .map_err(|e| AuditError::Inconsistent {
+                old: old.size,
+                new: new.size,
+                reason: format!("the log gives no consistency proof between the two views: {e}"),
+            })?
+    };
+    audit::check_consistency(old, new, &proof)
+}
+
 /// The saved frontier, after checking the saved checkpoint against the log's current one.
 fn restore(
     state: &MonitorState,

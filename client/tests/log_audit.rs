@@ -433,3 +433,197 @@ async fn monitor_reads_every_entry_once_and_resumes() {
         "{said}"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A real fork: a sigild data dir copied while stopped, both copies run with the same key and
+/// name, each given different entries. Each log is self-consistent; a monitor that has seen
+/// one and then reads the other, or that compares its view with a peer monitor's, says so.
+#[tokio::test]
+async fn a_forked_log_is_caught_by_a_monitor_and_by_comparing_monitors() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    // --dev for its trust route (the trusted root); each start gets its own issuer port.
+    let start = |dir: &Path| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let issuer = format!("127.0.0.1:{port}");
+        Stack::spawn_in(
+            dir,
+            &[
+                "--dev",
+                "--dev-issuer-listen",
+                &issuer,
+                "--public-url",
+                "http://fork.test",
+            ],
+        )
+    };
+    let a = start(a_dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let signer = KeyedSigner::new();
+    let sign_keyed = |url: &str, name: &str| {
+        let (url, body) = (url.to_string(), signer.hashedrekord(name));
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/log/entries"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        }
+    };
+    sign_keyed(&a.url, "shared-1").await;
+    sign_keyed(&a.url, "shared-2").await;
+    a.stop();
+    copy_dir(a_dir.path(), b_dir.path());
+    let a = start(a_dir.path());
+    let b = start(b_dir.path());
+    sign_keyed(&a.url, "only-on-a").await;
+    sign_keyed(&b.url, "only-on-b").await;
+
+    // Each copy alone looks fine to a fresh monitor.
+    let a_state = work.path().join("a.json");
+    let out = run_monitor(&a.url, &a_state, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let b_state = work.path().join("b.json");
+    let out = run_monitor(&b.url, &b_state, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A monitor that saw A and now reads B: same size, another root.
+    std::fs::copy(&a_state, work.path().join("moved.json")).unwrap();
+    let out = run_monitor(&b.url, &work.path().join("moved.json"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("split view"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Two monitors comparing notes: B's monitor is shown A's view.
+    let out = sigil(&[
+        "log",
+        "monitor",
+        "--server",
+        &b.url,
+        "--state",
+        b_state.to_str().unwrap(),
+        "--once",
+        "--peer-state",
+        a_state.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("split view"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // After one more entry on A, sizes differ: B cannot prove A's larger tree extends its own.
+    sign_keyed(&a.url, "only-on-a-2").await;
+    let out = run_monitor(&a.url, &a_state, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = sigil(&[
+        "log",
+        "monitor",
+        "--server",
+        &b.url,
+        "--state",
+        b_state.to_str().unwrap(),
+        "--once",
+        "--peer-state",
+        a_state.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // And a peer on the same history passes.
+    let out = sigil(&[
+        "log",
+        "monitor",
+        "--server",
+        &a.url,
+        "--state",
+        a_state.to_str().unwrap(),
+        "--once",
+        "--peer-state",
+        a_state.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A P-256 key making hashedrekord entries, as a keyed client would.
+struct KeyedSigner {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+    rng: aws_lc_rs::rand::SystemRandom,
+    pem: String,
+}
+
+impl KeyedSigner {
+    fn new() -> KeyedSigner {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        use base64::Engine;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
+        let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+        spki.extend_from_slice(key.public_key().as_ref());
+        let pem = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&spki)
+        );
+        KeyedSigner { key, rng, pem }
+    }
+
+    fn hashedrekord(&self, artifact: &str) -> Value {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        use sha2::Digest;
+        serde_json::json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "signature": {
+                    "content": STANDARD.encode(self.key.sign(&self.rng, artifact.as_bytes()).unwrap()),
+                    "publicKey": {"content": STANDARD.encode(&self.pem)}
+                },
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha2::Sha256::digest(artifact.as_bytes()))}}
+            }
+        })
+    }
+}

@@ -33,7 +33,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
 pub struct Stack {
     child: Child,
     pub url: String,
-    _data: tempfile::TempDir,
+    _data: Option<tempfile::TempDir>,
     pub data_dir: PathBuf,
 }
 
@@ -65,14 +65,21 @@ impl Stack {
 
     /// `sigild serve` on a free port with a temporary data dir and `extra` flags.
     fn spawn(extra: &[&str]) -> Stack {
-        let sigild = workspace_binary("sigild", "sigild");
         let data = tempfile::tempdir().unwrap();
+        let mut stack = Stack::spawn_in(data.path(), extra);
+        stack._data = Some(data);
+        stack
+    }
+
+    /// `sigild serve` on a free port over an existing data dir (which the caller keeps).
+    pub fn spawn_in(data_dir: &Path, extra: &[&str]) -> Stack {
+        let sigild = workspace_binary("sigild", "sigild");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let child = Command::new(sigild)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -82,8 +89,8 @@ impl Stack {
         let mut stack = Stack {
             child,
             url,
-            data_dir: data.path().to_path_buf(),
-            _data: data,
+            data_dir: data_dir.to_path_buf(),
+            _data: None,
         };
         stack.wait_healthy();
         stack
@@ -126,6 +133,17 @@ impl Stack {
         let path = dir.join("trust-config.json");
         std::fs::write(&path, body).unwrap();
         path
+    }
+}
+
+impl Stack {
+    /// SIGTERM, and wait for the process to finish its last commit and exit.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
     }
 }
 

@@ -158,6 +158,11 @@ struct MonitorArgs {
     /// Report every entry for this artifact digest (hex or sha256:<hex>). Repeatable.
     #[arg(long, value_name = "DIGEST")]
     watch_digest: Vec<String>,
+    /// Another view of the log to compare with after each scan: another monitor's state file
+    /// or a checkpoint saved by `sigil log info`. A different history (a split view) fails
+    /// the run. Repeatable.
+    #[arg(long, value_name = "FILE")]
+    peer_state: Vec<PathBuf>,
 }
 
 /// `--once` found something to report.
@@ -490,6 +495,22 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
                     f.issuer.as_deref().unwrap_or("-"),
                 );
             }
+        }
+        for peer in &args.peer_state {
+            let text = std::fs::read_to_string(peer)
+                .map_err(|e| usage(format!("cannot read {}: {e}", peer.display())))?;
+            // A monitor state holds its checkpoint; anything else is taken as a checkpoint.
+            let note = serde_json::from_str::<MonitorState>(&text)
+                .map(|s| s.checkpoint)
+                .unwrap_or(text);
+            rt.block_on(crate::monitor::compare_with_peer(
+                &http,
+                &url,
+                &root.tlogs,
+                &result.checkpoint,
+                &note,
+            ))
+            .map_err(|e| failed(format!("compared with {}: {e}", peer.display())))?;
         }
         // The state moves only after the findings up to it are out.
         let text = serde_json::to_vec_pretty(&result.state).map_err(failed)?;
