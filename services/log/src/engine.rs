@@ -769,7 +769,9 @@ impl Sequencer {
         let head = frontier_head(&frontier, now_ms());
         if let Some(file) = &self.head_file {
             let (file, tree_id) = (file.clone(), self.tree_id);
-            blocking_write(file, tree_id, head).await?;
+            blocking_write(file, tree_id, head)
+                .await
+                .map_err(head_record_unavailable)?;
         }
         self.frontier = frontier;
         self.writer = Some(writer);
@@ -884,7 +886,9 @@ impl Sequencer {
             };
             // The head is recorded outside the database before anyone can see it.
             let recorded = match (&committed, &self.head_file) {
-                (Ok(()), Some(file)) => blocking_write(file.clone(), self.tree_id, head).await,
+                (Ok(()), Some(file)) => blocking_write(file.clone(), self.tree_id, head)
+                    .await
+                    .map_err(head_record_unavailable),
                 _ => Ok(()),
             };
             if let Err(e) = committed.and(recorded) {
@@ -1015,6 +1019,21 @@ async fn check_recorded_head(
         )));
     }
     Ok(())
+}
+
+/// A head record that cannot be written (a full disk) is a storage outage like any other:
+/// the batch is not acknowledged, the client may retry, and the writer recovers when it can
+/// write again. The path stays in the server's log, not in the client's answer.
+fn head_record_unavailable(e: EngineError) -> EngineError {
+    match e {
+        EngineError::HeadFile(HeadFileError::Io { source, .. }) => {
+            tracing::error!(error = %source, "recording the committed head failed");
+            EngineError::WriterUnavailable(format!(
+                "the committed head could not be recorded: {source}"
+            ))
+        }
+        other => other,
+    }
 }
 
 async fn blocking_write(file: HeadFile, tree_id: i64, head: TreeHead) -> Result<(), EngineError> {
