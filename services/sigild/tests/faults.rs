@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex};
+use common::{
+    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, log_info,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sigil_proto::merkle::verify_consistency;
@@ -49,16 +51,6 @@ async fn submit_ok(http: &reqwest::Client, url: &str, key: &ClientKey, artifact:
     );
     let map: LogEntryMap = r.json().await.unwrap();
     map.into_keys().next().unwrap()
-}
-
-async fn log_info(http: &reqwest::Client, url: &str) -> LogInfo {
-    http.get(format!("{url}/api/v1/log"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// A refusal must be JSON naming its status, with `Retry-After`.

@@ -13,10 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex};
+use common::{
+    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, log_info,
+};
 use reqwest::StatusCode;
 use sigil_proto::merkle::{leaf_hash, verify_consistency, verify_inclusion};
-use sigil_proto::rekor_v1::{LogEntry, LogEntryMap, LogInfo};
+use sigil_proto::rekor_v1::{LogEntry, LogEntryMap};
 
 const NODES: usize = 3;
 const WRITERS: usize = 4;
@@ -201,16 +203,6 @@ async fn leader(http: &reqwest::Client, nodes: &[Server]) -> Option<usize> {
         }
     }
     found
-}
-
-async fn log_info(http: &reqwest::Client, url: &str) -> LogInfo {
-    http.get(format!("{url}/api/v1/log"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 fn check_inclusion(entry: &LogEntry) {

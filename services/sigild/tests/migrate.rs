@@ -5,20 +5,12 @@ mod common;
 
 use std::process::Command;
 
-use common::{ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex};
+use common::{
+    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, log_info,
+};
 use reqwest::StatusCode;
 use sigil_proto::merkle::verify_consistency;
-use sigil_proto::rekor_v1::{LogEntryMap, LogInfo};
-
-async fn log_info(http: &reqwest::Client, url: &str) -> LogInfo {
-    http.get(format!("{url}/api/v1/log"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use sigil_proto::rekor_v1::LogEntryMap;
 
 fn migrate(data_dir: &std::path::Path, db: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sigild"))

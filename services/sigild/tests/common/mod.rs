@@ -331,3 +331,14 @@ pub async fn consistency_proof(
         proof.hashes.iter().map(|h| hash_from_hex(h)).collect(),
     )
 }
+
+/// `GET /api/v1/log`.
+pub async fn log_info(http: &reqwest::Client, url: &str) -> sigil_proto::rekor_v1::LogInfo {
+    http.get(format!("{url}/api/v1/log"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
