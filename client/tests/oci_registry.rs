@@ -10,7 +10,7 @@ use sigil_client::oci::attach::{BundleAttachment, LegacyAttachment, attach_bundl
 use sigil_client::oci::{CredentialSource, ImageRef, Registry, RegistryOptions};
 use sigil_proto::cosign::{self, LegacyLayer};
 use sigil_proto::oci::{Descriptor, Digest, Index, LegacyTag, Manifest};
-use sigil_tests::registry::{DockerRegistry, Images};
+use sigil_tests::registry::{CommitFault, DockerRegistry, FaultyProxy, Images};
 
 const WRITERS: usize = 8;
 
@@ -81,6 +81,50 @@ async fn racing_writers_of_the_referrers_tag_index_all_land() {
         );
     }
     assert_eq!(index.manifests.len(), WRITERS);
+}
+
+/// Pushes a blob through a proxy that fails the registry's first `times` upload commits with
+/// `fault`, and returns the result with the number of faults the proxy injected.
+async fn push_through_faults(
+    fault: CommitFault,
+    times: usize,
+) -> (
+    Result<Digest, sigil_client::oci::RegistryError>,
+    usize,
+    Vec<u8>,
+) {
+    let reg = DockerRegistry::start();
+    let proxy = FaultyProxy::start(&reg.host(), fault, times).await;
+    let repository = ImageRef::parse(&format!("{}/faults:v1", proxy.host())).unwrap();
+    let registry = anonymous();
+    let content = format!("{{\"fault\":\"{fault:?}\"}}").into_bytes();
+    let pushed = registry.push_blob(&repository, &content).await;
+    (pushed, proxy.faults_injected(), content)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_upload_the_registry_fails_is_sent_again() {
+    let (pushed, injected, content) = push_through_faults(CommitFault::FailBeforeStoring, 2).await;
+    assert_eq!(injected, 2);
+    assert_eq!(pushed.unwrap(), Digest::sha256_of(&content));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_stored_despite_a_failed_commit_counts_as_pushed() {
+    let (pushed, injected, content) = push_through_faults(CommitFault::FailAfterStoring, 10).await;
+    assert_eq!(
+        injected, 1,
+        "the blob was found stored instead of being sent again"
+    );
+    assert_eq!(pushed.unwrap(), Digest::sha256_of(&content));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_keeps_failing_uploads_is_reported() {
+    let (pushed, injected, _) = push_through_faults(CommitFault::FailBeforeStoring, 100).await;
+    assert_eq!(injected, 4, "one upload and three retries");
+    let error = pushed.unwrap_err().to_string();
+    assert!(error.contains("500"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -622,3 +622,184 @@ impl TokenServer {
         self.issued.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// What [`FaultyProxy`] does to a blob upload's final `PUT …/blobs/uploads/…?digest=…`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitFault {
+    /// Answers 500 without passing the request on: the blob is not stored.
+    FailBeforeStoring,
+    /// Passes the request on, then answers 500 although the registry stored the blob, as
+    /// distribution does to some of several clients committing one blob at the same moment.
+    FailAfterStoring,
+}
+
+/// A loopback HTTP proxy in front of a real registry that fails the first few blob upload
+/// commits. It stands in for a fault the real registry shows only under a race it cannot be
+/// made to lose on demand; everything else is the registry's own answer.
+pub struct FaultyProxy {
+    addr: std::net::SocketAddr,
+    injected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    /// Proxies to the registry at `upstream` (`host:port`, plain HTTP) and fails its first
+    /// `times` blob upload commits with `fault`. Needs a running tokio runtime.
+    pub async fn start(upstream: &str, fault: CommitFault, times: usize) -> FaultyProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicUsize;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let injected = Arc::new(AtomicUsize::new(0));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let upstream = upstream.to_string();
+        let counter = injected.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (http, upstream, counter) = (http.clone(), upstream.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let _ = proxy_one(
+                        stream,
+                        &http,
+                        &upstream,
+                        &addr.to_string(),
+                        |commit| {
+                            commit
+                                && counter
+                                    .fetch_update(
+                                        std::sync::atomic::Ordering::SeqCst,
+                                        std::sync::atomic::Ordering::SeqCst,
+                                        |n| (n < times).then_some(n + 1),
+                                    )
+                                    .is_ok()
+                        },
+                        fault,
+                    )
+                    .await;
+                });
+            }
+        });
+        FaultyProxy {
+            addr,
+            injected,
+            task,
+        }
+    }
+
+    /// `host:port` to use in image references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// How many commits have been failed so far.
+    pub fn faults_injected(&self) -> usize {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves one request on `stream` (answering with `Connection: close`), passing it on to
+/// `upstream` unless `fail` says this one is to be failed.
+async fn proxy_one(
+    stream: tokio::net::TcpStream,
+    http: &reqwest::Client,
+    upstream: &str,
+    own: &str,
+    fail: impl FnOnce(bool) -> bool,
+    fault: CommitFault,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).await?;
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+    );
+    let mut headers = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.trim_end().split_once(':') {
+            let value = value.trim().to_string();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().unwrap_or(0);
+            }
+            headers.push((name.to_string(), value));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await?;
+    let commit =
+        method == "PUT" && target.contains("/blobs/uploads/") && target.contains("digest=");
+    const FAILED: &[u8] =
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    let injected = fail(commit);
+    if injected && fault == CommitFault::FailBeforeStoring {
+        return write_all(reader.into_inner(), FAILED).await;
+    }
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut forwarded = http.request(method.clone(), format!("http://{upstream}{target}"));
+    for (name, value) in &headers {
+        let skip = ["host", "connection", "content-length"];
+        if !skip.iter().any(|s| name.eq_ignore_ascii_case(s)) {
+            forwarded = forwarded.header(name.as_str(), value.as_str());
+        }
+    }
+    let Ok(response) = forwarded.body(body).send().await else {
+        return Ok(());
+    };
+    if injected {
+        return write_all(reader.into_inner(), FAILED).await;
+    }
+    let status = response.status();
+    let mut answer = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    let mut declared = None;
+    for (name, value) in response.headers() {
+        // The registry writes its own address into Location; the client must come back here.
+        let value = value.to_str().unwrap_or_default().replace(upstream, own);
+        match name.as_str() {
+            "connection" | "transfer-encoding" => {}
+            "content-length" => declared = Some(value),
+            _ => answer.push_str(&format!("{name}: {value}\r\n")),
+        }
+    }
+    let head = method == reqwest::Method::HEAD;
+    let content = response.bytes().await.unwrap_or_default();
+    // A HEAD answer declares the length of what a GET would send.
+    let length = match (head, declared) {
+        (true, Some(d)) => d,
+        (true, None) => "0".into(),
+        (false, _) => content.len().to_string(),
+    };
+    answer.push_str(&format!(
+        "Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ));
+    let mut bytes = answer.into_bytes();
+    if !head {
+        bytes.extend_from_slice(&content);
+    }
+    write_all(reader.into_inner(), &bytes).await
+}
+
+async fn write_all(mut stream: tokio::net::TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(bytes).await?;
+    stream.shutdown().await
+}

@@ -607,17 +607,25 @@ impl Registry {
             .blob_exists(&reference, &digest.to_string())
             .await
             .map_err(|e| oci_error(&what, &host, repository.repository(), e))?;
-        if !exists {
+        if exists {
+            return Ok(digest);
+        }
+        let mut attempt = 0;
+        loop {
             let pushed = host
                 .oci()
                 .await
                 .push_blob(&reference, content.to_vec(), &digest.to_string())
                 .await;
-            tolerate_missing_location(&host, &reference, &digest, pushed)
-                .await
-                .map_err(|e| oci_error(&what, &host, repository.repository(), e))?;
+            match settle_upload(&host, &reference, &digest, pushed).await {
+                Ok(()) => return Ok(digest),
+                Err(e) if attempt < BLOB_PUSH_RETRIES && is_transient(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) => return Err(oci_error(&what, &host, repository.repository(), e)),
+            }
         }
-        Ok(digest)
     }
 
     /// Uploads a manifest under `target`'s tag (or its digest when it has no tag) and
@@ -732,7 +740,7 @@ impl Registry {
             .await
             .push_blob_stream(&target, stream, &digest, Some(descriptor.size))
             .await;
-        tolerate_missing_location(&dst, &target, &descriptor.digest, pushed)
+        settle_upload(&dst, &target, &descriptor.digest, pushed)
             .await
             .map_err(|e| oci_error(&what, &dst, to.repository(), e))?;
         Ok(())
@@ -773,10 +781,30 @@ impl Registry {
     }
 }
 
-/// Some registries (go-containerregistry's among them) finish a blob upload with 201 but
-/// no `Location`, which the distribution spec requires and `oci-client` insists on. The
-/// upload did complete when the blob is now there.
-async fn tolerate_missing_location(
+/// How often a blob upload that failed on the registry's side is tried again. Blobs are
+/// content-addressed, so sending one twice cannot store anything wrong.
+const BLOB_PUSH_RETRIES: u32 = 3;
+
+/// Whether an upload that did not land might land when sent again: the registry failed
+/// (5xx) or the connection did, as opposed to a refusal that would be repeated.
+fn is_transient(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::OciDistributionError as E;
+    match e {
+        E::RequestError(e) => {
+            e.is_connect() || e.is_timeout() || e.status().is_some_and(|s| s.is_server_error())
+        }
+        E::ServerError { code, .. } => *code >= 500,
+        _ => false,
+    }
+}
+
+/// Whether a blob upload landed, whatever the upload call said. Two cases make the call
+/// fail although the blob is there: some registries (go-containerregistry's among them)
+/// finish with 201 but no `Location`, which the distribution spec requires and
+/// `oci-client` insists on; and the distribution registry answers 500 to some of several
+/// clients committing the same blob at once (signers sharing one config blob), after
+/// another of them stored it.
+async fn settle_upload(
     host: &Host,
     reference: &oci_client::Reference,
     digest: &Digest,
@@ -784,19 +812,15 @@ async fn tolerate_missing_location(
 ) -> Result<(), oci_client::errors::OciDistributionError> {
     match pushed {
         Ok(_) => Ok(()),
-        Err(oci_client::errors::OciDistributionError::RegistryNoLocationError) => {
-            if host
+        Err(e) => {
+            let landed = host
                 .oci()
                 .await
                 .blob_exists(reference, &digest.to_string())
-                .await?
-            {
-                Ok(())
-            } else {
-                Err(oci_client::errors::OciDistributionError::RegistryNoLocationError)
-            }
+                .await
+                .unwrap_or(false);
+            if landed { Ok(()) } else { Err(e) }
         }
-        Err(e) => Err(e),
     }
 }
 
