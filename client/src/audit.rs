@@ -304,6 +304,12 @@ pub struct DescribedBody {
     pub identity: Option<String>,
     pub issuer: Option<String>,
     pub public_key_sha256: Option<String>,
+    /// The certificate's source repository (Fulcio extension 1.12, or the deprecated GitHub
+    /// workflow repository 1.5), for CI identities.
+    pub repository: Option<String>,
+    /// When the signing happened, as far as the body tells: the certificate's notBefore in
+    /// Unix seconds (keyless certificates are issued at signing and live minutes).
+    pub signed_at: Option<i64>,
 }
 
 /// Decodes a Rekor v1 canonical body (hashedrekord or dsse): the artifact digest, and the
@@ -346,6 +352,9 @@ pub fn describe_body(canonical_body: &[u8]) -> Result<DescribedBody, AuditError>
             // 1.8 (DER) supersedes the deprecated raw 1.1.
             described.issuer = fulcio_extension(&cert, 8).or_else(|| fulcio_extension(&cert, 1));
             described.public_key_sha256 = Some(sha256_hex(cert.spki_der()));
+            described.repository =
+                fulcio_extension(&cert, 12).or_else(|| fulcio_extension(&cert, 5));
+            described.signed_at = Some(cert.not_before.unix_timestamp());
         }
         Some((_, der)) => described.public_key_sha256 = Some(sha256_hex(&der)),
         None => {}

@@ -434,6 +434,218 @@ async fn monitor_reads_every_entry_once_and_resumes() {
     );
 }
 
+/// Rules from a file against real keyless entries: a signer with an unexpected issuer, a
+/// signature outside the allowed hours, a burst counted across two runs, a digest signed
+/// twice by the release identity; each reported exactly once, on stdout and in the findings
+/// file, and a second run over the same entries reports nothing.
+#[tokio::test]
+async fn monitor_rules_fire_exactly_when_they_should() {
+    let (stack, issuer) = Stack::start_dev();
+    let dir = tempfile::tempdir().unwrap();
+    let hour = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 3600
+        % 24;
+    // Allowed hours that exclude the present by hours on either side.
+    let (from, to) = ((hour + 3) % 24, (hour + 4) % 24);
+    let rules = serde_json::json!({
+        "expectedSigners": [
+            {"identity": "release@example.com", "issuers": [issuer]},
+            {"identity": "deploy@example.com", "issuers": ["https://token.actions.githubusercontent.com"]}
+        ],
+        "signingHours": {"identities": ["night@example.com"], "from": format!("{from:02}:00"), "to": format!("{to:02}:00")},
+        "burst": {"identities": ["burst@example.com"], "count": 3, "minutes": 60},
+        "repeatedDigest": {"identities": ["release@example.com"]}
+    });
+    let rules_file = dir.path().join("rules.json");
+    std::fs::write(&rules_file, rules.to_string()).unwrap();
+    let state = dir.path().join("monitor.json");
+    let findings_file = dir.path().join("findings.jsonl");
+    let monitor = || {
+        sigil(&[
+            "log",
+            "monitor",
+            "--server",
+            &stack.url,
+            "--state",
+            state.to_str().unwrap(),
+            "--rules",
+            rules_file.to_str().unwrap(),
+            "--findings",
+            findings_file.to_str().unwrap(),
+            "--once",
+            "--output",
+            "json",
+        ])
+    };
+    let reported = |out: &Output| -> Vec<(String, u64)> {
+        findings(out)
+            .iter()
+            .map(|f| {
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["logIndex"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    for (name, who) in [
+        ("a.txt", "release@example.com"),
+        ("d.txt", "deploy@example.com"),
+        ("n.txt", "night@example.com"),
+        ("b1.txt", "burst@example.com"),
+        ("b2.txt", "burst@example.com"),
+    ] {
+        sign(&stack, &issuer, dir.path(), name, who).await;
+    }
+    let out = monitor();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        reported(&out),
+        [("unexpected-signer".into(), 1), ("off-hours".into(), 2)]
+    );
+    let first = findings(&out);
+    assert_eq!(
+        first[0]["detail"],
+        "issuer ".to_string() + &issuer + " is not expected for deploy@example.com"
+    );
+    assert!(first[1]["signedAt"].as_str().unwrap().ends_with('Z'));
+
+    // The third burst signature arrives in the next run: the window was kept in the state.
+    for (name, who) in [
+        ("b3.txt", "burst@example.com"),
+        ("a.txt", "release@example.com"),
+        ("c.txt", "release@example.com"),
+        ("b4.txt", "burst@example.com"),
+    ] {
+        sign(&stack, &issuer, dir.path(), name, who).await;
+    }
+    let out = monitor();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        reported(&out),
+        [("burst".into(), 5), ("repeated-digest".into(), 6)]
+    );
+    assert_eq!(findings(&out)[1]["detail"], "first signed at entry 0");
+
+    let out = monitor();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&findings_file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let rules_in_file: Vec<&str> = lines.iter().map(|f| f["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        rules_in_file,
+        ["unexpected-signer", "off-hours", "burst", "repeated-digest"]
+    );
+
+    // A rules file with a mistake is a usage error that names it.
+    std::fs::write(&rules_file, r#"{"burst": {"count": 3}}"#).unwrap();
+    let out = monitor();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing field `minutes`"));
+}
+
+/// `sigil log monitor` following a live log (no --once) serves its progress on
+/// --metrics-listen and picks up entries signed while it runs.
+#[tokio::test]
+async fn a_following_monitor_serves_metrics_and_sees_new_entries() {
+    use std::io::BufRead;
+    let (stack, issuer) = Stack::start_dev();
+    let dir = tempfile::tempdir().unwrap();
+    sign(&stack, &issuer, dir.path(), "a.txt", "alice@example.com").await;
+    let state = dir.path().join("monitor.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sigil"))
+        .args([
+            "log",
+            "monitor",
+            "--server",
+            &stack.url,
+            "--state",
+            state.to_str().unwrap(),
+            "--interval",
+            "1",
+            "--watch-identity",
+            "bob@example.com",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SIGIL_TRUSTED_ROOT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = stderr.lines();
+    let metrics_url = loop {
+        let line = lines.next().expect("monitor exited").unwrap();
+        if let Some(url) = line.strip_prefix("metrics at ") {
+            break url.to_string();
+        }
+    };
+    // Keep draining stderr so the monitor never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let metric = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    let wait_for = |name: &'static str, value: u64| {
+        let url = metrics_url.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+                if metric(&text, name) == Some(value) {
+                    return text;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{name} never reached {value}:\n{text}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for("sigil_monitor_tree_size", 1).await;
+    sign(&stack, &issuer, dir.path(), "b.txt", "bob@example.com").await;
+    sign(&stack, &issuer, dir.path(), "c.txt", "carol@example.com").await;
+    let text = wait_for("sigil_monitor_tree_size", 3).await;
+    assert_eq!(metric(&text, "sigil_monitor_entries_read_total"), Some(3));
+    assert_eq!(
+        metric(
+            &text,
+            "sigil_monitor_findings_total{rule=\"watched-identity\"}"
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        metric(&text, "sigil_monitor_scans_total{outcome=\"failed\"}"),
+        Some(0)
+    );
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("entry 1: watched-identity bob@example.com"),
+        "{stdout}"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {

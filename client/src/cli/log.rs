@@ -37,6 +37,11 @@ Examples:
   sigil log monitor --state monitor.json --once --watch-identity release@example.com \\
     --server https://sigil.example.com --output json
 
+  # Follow the log with a rules file (expected signers, signing hours, bursts, re-signed
+  # digests; the format is in docs/auditing.md), findings to a file, metrics for Prometheus.
+  sigil log monitor --state monitor.json --rules rules.json --findings findings.jsonl \\
+    --metrics-listen 127.0.0.1:9465 --server https://sigil.example.com
+
 Exit codes: 0 verified, 1 the log failed a check (or could not be read), 2 usage error,
 3 (monitor --once) entries to report.";
 
@@ -158,6 +163,18 @@ struct MonitorArgs {
     /// Report every entry for this artifact digest (hex or sha256:<hex>). Repeatable.
     #[arg(long, value_name = "DIGEST")]
     watch_digest: Vec<String>,
+    /// Rules file (JSON): identities, issuers, repositories and digests to watch; expected
+    /// signers per identity or repository; allowed signing hours and days; a burst threshold;
+    /// digests a release identity must not sign twice. See docs/auditing.md.
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// Also append each finding as a JSON line to FILE (written before the state moves on).
+    #[arg(long, value_name = "FILE")]
+    findings: Option<PathBuf>,
+    /// Serve Prometheus metrics (entries read, tree size, scans, findings by rule) at
+    /// http://ADDR/metrics while following.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Another view of the log to compare with after each scan: another monitor's state file
     /// or a checkpoint saved by `sigil log info`. A different history (a split view) fails
     /// the run. Repeatable.
@@ -457,12 +474,43 @@ fn verify_consistency(args: ConsistencyArgs) -> Result<(), Failure> {
 }
 
 fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
+    use crate::monitor::metrics::{self, MonitorMetrics};
     use crate::monitor::{MonitorState, Rules, scan};
+    use std::io::Write;
     let (root, url) = resolve(&args.target)?;
-    let rules = Rules {
-        identities: args.watch_identity.clone(),
-        digests: args.watch_digest.clone(),
+    let mut rules = match &args.rules {
+        None => Rules::default(),
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+            Rules::from_json(&bytes)
+                .map_err(|e| usage(format!("{} is not a rules file: {e}", path.display())))?
+        }
     };
+    rules
+        .watch
+        .identities
+        .extend(args.watch_identity.iter().cloned());
+    rules
+        .watch
+        .digests
+        .extend(args.watch_digest.iter().cloned());
+    let mut findings_file = match &args.findings {
+        None => None,
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?,
+        ),
+    };
+    let stats = std::sync::Arc::new(std::sync::Mutex::new(MonitorMetrics::default()));
+    if let Some(addr) = args.metrics_listen {
+        let bound = metrics::serve(addr, stats.clone())
+            .map_err(|e| usage(format!("cannot listen on {addr}: {e}")))?;
+        eprintln!("metrics at http://{bound}/metrics");
+    }
     let http = crate::sign::http_client();
     let rt = runtime()?;
     let json = args.target.output == Output::Json;
@@ -478,21 +526,43 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
     };
     let mut found_any = false;
     loop {
-        let result = rt
-            .block_on(scan(&http, &url, &root.tlogs, state.as_ref(), &rules))
-            .map_err(failed)?;
+        let result = match rt.block_on(scan(&http, &url, &root.tlogs, state.as_ref(), &rules)) {
+            Ok(result) => result,
+            // Following, a log that cannot be reached is tried again; a log that fails a
+            // check is not: that is what the monitor is for.
+            Err(AuditError::Http { url, reason }) if !args.once => {
+                stats.lock().unwrap_or_else(|p| p.into_inner()).scans_failed += 1;
+                eprintln!("{url}: {reason}; trying again in {} s", args.interval);
+                std::thread::sleep(std::time::Duration::from_secs(args.interval));
+                continue;
+            }
+            Err(e) => {
+                stats.lock().unwrap_or_else(|p| p.into_inner()).scans_failed += 1;
+                return Err(failed(e));
+            }
+        };
         for f in &result.findings {
             found_any = true;
+            let line = serde_json::to_string(f).map_err(failed)?;
+            if let Some(file) = &mut findings_file {
+                writeln!(file, "{line}")
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| failed(format!("writing findings: {e}")))?;
+            }
             if json {
-                println!("{}", serde_json::to_string(f).map_err(failed)?);
+                println!("{line}");
             } else {
                 println!(
-                    "entry {}: {} {} signed {} (issuer {})",
+                    "entry {}: {} {} signed {} (issuer {}){}",
                     f.log_index,
                     f.rule,
                     f.identity.as_deref().unwrap_or("(a key)"),
                     f.artifact_digest.as_deref().unwrap_or("?"),
                     f.issuer.as_deref().unwrap_or("-"),
+                    f.detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default(),
                 );
             }
         }
@@ -518,6 +588,18 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &args.state))
             .map_err(|e| usage(format!("cannot write {}: {e}", args.state.display())))?;
+        {
+            let mut m = stats.lock().unwrap_or_else(|p| p.into_inner());
+            m.entries_read += result.to - result.from;
+            m.tree_size = result.to;
+            m.scans_ok += 1;
+            m.last_success_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            for f in &result.findings {
+                *m.findings.entry(f.rule).or_default() += 1;
+            }
+        }
         eprintln!(
             "{}: read entries {}..{}, they build the signed tree of {} entries; {} finding(s)",
             result.checkpoint.checkpoint.origin,

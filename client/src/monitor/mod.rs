@@ -11,6 +11,10 @@ use sigil_proto::trust::TransparencyLogInstance;
 
 use crate::audit::{self, AuditError, VerifiedCheckpoint, describe_body, verify_checkpoint};
 
+pub mod metrics;
+pub mod rules;
+pub use rules::{Finding, RuleState, Rules};
+
 /// Entries per tile (C2SP tlog-tiles).
 pub const TILE_WIDTH: u64 = 256;
 /// Entry bundles fetched at once.
@@ -27,28 +31,13 @@ pub struct MonitorState {
     pub scanned: u64,
     /// Hex hashes of the frontier of the tree of `scanned` leaves.
     pub frontier: Vec<String>,
+    /// What the rules remember (burst windows, digests already signed).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rules: RuleState,
 }
 
-/// What to report.
-#[derive(Clone, Debug, Default)]
-pub struct Rules {
-    /// Identities (email or subject, compared case-insensitively) whose every signature is
-    /// reported.
-    pub identities: Vec<String>,
-    /// Artifact digests (`sha256:<hex>` or bare hex) whose every signature is reported.
-    pub digests: Vec<String>,
-}
-
-/// One reported entry.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    pub rule: &'static str,
-    pub log_index: u64,
-    pub kind: String,
-    pub artifact_digest: Option<String>,
-    pub identity: Option<String>,
-    pub issuer: Option<String>,
+fn is_default(state: &RuleState) -> bool {
+    *state == RuleState::default()
 }
 
 /// The outcome of one scan.
@@ -80,6 +69,7 @@ pub async fn scan(
     let from = frontier.size();
     let to = now.checkpoint.size;
     let mut findings = Vec::new();
+    let mut rule_state = state.map(|s| s.rules.clone()).unwrap_or_default();
     let first_tile = from / TILE_WIDTH;
     let end_tile = to.div_ceil(TILE_WIDTH);
     let mut bundles = futures_util::stream::iter(first_tile..end_tile)
@@ -103,7 +93,11 @@ pub async fn scan(
                     current: hex::encode(frontier.root()),
                 });
             }
-            apply_rules(rules, index, body, &mut findings);
+            if !rules.is_empty()
+                && let Ok(entry) = describe_body(body)
+            {
+                rules.check(&mut rule_state, index, &entry, &mut findings);
+            }
         }
     }
     if frontier.size() != to || frontier.root() != now.checkpoint.root_hash {
@@ -127,6 +121,7 @@ pub async fn scan(
             .iter()
             .map(|(_, h)| hex::encode(h))
             .collect(),
+        rules: rule_state,
     };
     Ok(Scan {
         state,
@@ -215,41 +210,6 @@ fn restore(
         return Err(bad("the frontier does not build its checkpoint's root"));
     }
     Ok((frontier, Some(saved)))
-}
-
-fn apply_rules(rules: &Rules, index: u64, body: &[u8], findings: &mut Vec<Finding>) {
-    if rules.identities.is_empty() && rules.digests.is_empty() {
-        return;
-    }
-    let Ok(d) = describe_body(body) else {
-        return;
-    };
-    let finding = |rule| Finding {
-        rule,
-        log_index: index,
-        kind: d.kind.clone(),
-        artifact_digest: d.artifact_digest.clone(),
-        identity: d.identity.clone(),
-        issuer: d.issuer.clone(),
-    };
-    if let Some(identity) = &d.identity
-        && rules
-            .identities
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case(identity))
-    {
-        findings.push(finding("watched-identity"));
-    }
-    if let Some(digest) = &d.artifact_digest {
-        let bare = digest.split_once(':').map_or(digest.as_str(), |(_, v)| v);
-        if rules
-            .digests
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case(digest) || w.eq_ignore_ascii_case(bare))
-        {
-            findings.push(finding("watched-digest"));
-        }
-    }
 }
 
 /// `GET /tile/entries/<N>[.p/<W>]` for a tree of `size` entries: the tile's entries in order.
