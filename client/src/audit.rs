@@ -131,7 +131,7 @@ pub fn check_consistency(
     )
 }
 
-async fn get_json<T: serde::de::DeserializeOwned>(
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<T, AuditError> {
@@ -348,18 +348,30 @@ pub fn describe_body(canonical_body: &[u8]) -> Result<DescribedBody, AuditError>
     match pem {
         Some((label, der)) if label == "CERTIFICATE" => {
             let cert = ParsedCert::from_der(&der).map_err(|e| AuditError::Entry(e.to_string()))?;
-            described.identity = cert.san_identities().into_iter().next();
-            // 1.8 (DER) supersedes the deprecated raw 1.1.
-            described.issuer = fulcio_extension(&cert, 8).or_else(|| fulcio_extension(&cert, 1));
-            described.public_key_sha256 = Some(sha256_hex(cert.spki_der()));
-            described.repository =
-                fulcio_extension(&cert, 12).or_else(|| fulcio_extension(&cert, 5));
-            described.signed_at = Some(cert.not_before.unix_timestamp());
+            let kind = std::mem::take(&mut described.kind);
+            let digest = described.artifact_digest.take();
+            described = describe_certificate(kind, &cert);
+            described.artifact_digest = digest;
         }
         Some((_, der)) => described.public_key_sha256 = Some(sha256_hex(&der)),
         None => {}
     }
     Ok(described)
+}
+
+/// Who a certificate names as its subject: identity, OIDC issuer, source repository, and
+/// its notBefore as the signing time.
+pub fn describe_certificate(kind: String, cert: &ParsedCert) -> DescribedBody {
+    DescribedBody {
+        kind,
+        artifact_digest: None,
+        identity: cert.san_identities().into_iter().next(),
+        // 1.8 (DER) supersedes the deprecated raw 1.1.
+        issuer: fulcio_extension(cert, 8).or_else(|| fulcio_extension(cert, 1)),
+        public_key_sha256: Some(sha256_hex(cert.spki_der())),
+        repository: fulcio_extension(cert, 12).or_else(|| fulcio_extension(cert, 5)),
+        signed_at: Some(cert.not_before.unix_timestamp()),
+    }
 }
 
 /// What to search the log's index for (`POST /api/v1/index/retrieve`).

@@ -561,6 +561,97 @@ async fn monitor_rules_fire_exactly_when_they_should() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing field `minutes`"));
 }
 
+/// `sigil log monitor --ct` also reads the CA's CT log: a certificate issued to a watched
+/// identity that never signed anything (so never reached the Rekor log) is reported, the
+/// signer rules judge every certificate, and the next run reads only new certificates.
+#[tokio::test]
+async fn monitor_reads_the_ct_log_and_sees_certificates_that_never_signed() {
+    let (stack, issuer) = Stack::start_dev();
+    let dir = tempfile::tempdir().unwrap();
+    sign(&stack, &issuer, dir.path(), "a.txt", "alice@example.com").await;
+    let token = dev_token(&issuer, "mallory@example.com").await;
+    sigil_client::sign::certify(&reqwest::Client::new(), &token, &stack.url)
+        .await
+        .unwrap();
+    let rules = dir.path().join("rules.json");
+    std::fs::write(
+        &rules,
+        serde_json::json!({
+            "watch": {"identities": ["mallory@example.com"]},
+            "expectedSigners": [{"identity": "alice@example.com", "issuers": ["https://elsewhere.example.com"]}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let state = dir.path().join("monitor.json");
+    let monitor = || {
+        sigil(&[
+            "log",
+            "monitor",
+            "--server",
+            &stack.url,
+            "--state",
+            state.to_str().unwrap(),
+            "--rules",
+            rules.to_str().unwrap(),
+            "--ct",
+            "--once",
+            "--output",
+            "json",
+        ])
+    };
+    let out = monitor();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Vec<(String, u64, String)> = findings(&out)
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["logIndex"].as_u64().unwrap(),
+                f["identity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("unexpected-signer".into(), 0, "alice@example.com".into()),
+            ("ct-unexpected-signer".into(), 0, "alice@example.com".into()),
+            (
+                "ct-watched-identity".into(),
+                1,
+                "mallory@example.com".into()
+            ),
+        ]
+    );
+    assert_eq!(findings(&out)[2]["kind"], "precertificate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read certificates 0..2"), "{stderr}");
+
+    let out = monitor();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read certificates 2..2"));
+
+    // A state whose CT root was edited is a split view of the CT log.
+    let mut saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    saved["ct"]["root"] = Value::String("00".repeat(32));
+    std::fs::write(&state, saved.to_string()).unwrap();
+    let out = monitor();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("split view"));
+}
+
 /// `sigil log monitor` following a live log (no --once) serves its progress on
 /// --metrics-listen and picks up entries signed while it runs.
 #[tokio::test]

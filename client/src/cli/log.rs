@@ -175,6 +175,14 @@ struct MonitorArgs {
     /// http://ADDR/metrics while following.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Also read the CA's certificate-transparency log (the trusted root's first CT log) and
+    /// judge every certificate issued by the watch, expected-signer and signing-hours rules
+    /// (findings named ct-...).
+    #[arg(long)]
+    ct: bool,
+    /// The CT log to read instead of the trusted root's (implies --ct).
+    #[arg(long, value_name = "URL")]
+    ct_url: Option<String>,
     /// Another view of the log to compare with after each scan: another monitor's state file
     /// or a checkpoint saved by `sigil log info`. A different history (a split view) fails
     /// the run. Repeatable.
@@ -524,9 +532,34 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(usage(format!("cannot read {}: {e}", args.state.display()))),
     };
+    let ct_url = match (&args.ct_url, args.ct) {
+        (Some(u), _) => Some(u.clone()),
+        (None, true) => Some(
+            root.ctlogs
+                .first()
+                .map(|l| l.base_url.clone())
+                .ok_or_else(|| usage("--ct: the trusted root lists no CT log; give --ct-url"))?,
+        ),
+        (None, false) => None,
+    };
     let mut found_any = false;
     loop {
-        let result = match rt.block_on(scan(&http, &url, &root.tlogs, state.as_ref(), &rules)) {
+        let scanned = rt.block_on(async {
+            let mut result = scan(&http, &url, &root.tlogs, state.as_ref(), &rules).await?;
+            if let Some(ct_url) = &ct_url {
+                let saved = state.as_ref().and_then(|s| s.ct.as_ref());
+                let ct =
+                    crate::monitor::ct::scan(&http, ct_url, &root.ctlogs, saved, &rules).await?;
+                eprintln!(
+                    "{ct_url}: read certificates {}..{}, they build the signed tree head",
+                    ct.from, ct.to
+                );
+                result.findings.extend(ct.findings);
+                result.state.ct = Some(ct.state);
+            }
+            Ok::<_, AuditError>(result)
+        });
+        let result = match scanned {
             Ok(result) => result,
             // Following, a log that cannot be reached is tried again; a log that fails a
             // check is not: that is what the monitor is for.
@@ -553,7 +586,8 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
                 println!("{line}");
             } else {
                 println!(
-                    "entry {}: {} {} signed {} (issuer {}){}",
+                    "{}entry {}: {} {} signed {} (issuer {}){}",
+                    if f.rule.starts_with("ct-") { "CT " } else { "" },
                     f.log_index,
                     f.rule,
                     f.identity.as_deref().unwrap_or("(a key)"),

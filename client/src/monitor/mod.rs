@@ -11,6 +11,7 @@ use sigil_proto::trust::TransparencyLogInstance;
 
 use crate::audit::{self, AuditError, VerifiedCheckpoint, describe_body, verify_checkpoint};
 
+pub mod ct;
 pub mod metrics;
 pub mod rules;
 pub use rules::{Finding, RuleState, Rules};
@@ -34,6 +35,9 @@ pub struct MonitorState {
     /// What the rules remember (burst windows, digests already signed).
     #[serde(default, skip_serializing_if = "is_default")]
     pub rules: RuleState,
+    /// Where the CA's certificate-transparency log was read up to (with `--ct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ct: Option<ct::CtState>,
 }
 
 fn is_default(state: &RuleState) -> bool {
@@ -122,6 +126,7 @@ pub async fn scan(
             .map(|(_, h)| hex::encode(h))
             .collect(),
         rules: rule_state,
+        ct: state.and_then(|s| s.ct.clone()),
     };
     Ok(Scan {
         state,

@@ -231,68 +231,21 @@ impl Rules {
         entry: &DescribedBody,
         findings: &mut Vec<Finding>,
     ) {
-        let finding = |rule, detail: Option<String>| Finding {
-            rule,
-            log_index: index,
-            kind: entry.kind.clone(),
-            artifact_digest: entry.artifact_digest.clone(),
-            identity: entry.identity.clone(),
-            issuer: entry.issuer.clone(),
-            repository: entry.repository.clone(),
-            signed_at: entry.signed_at.and_then(rfc3339),
-            detail,
-        };
+        let finding = |rule, detail| Finding::new(rule, index, entry, detail);
         let identity = entry.identity.as_deref();
-        let w = &self.watch;
-        if identity.is_some_and(|i| any_eq(&w.identities, i)) {
-            findings.push(finding("watched-identity", None));
-        }
-        if entry
-            .issuer
-            .as_deref()
-            .is_some_and(|i| w.issuers.iter().any(|x| x == i))
-        {
-            findings.push(finding("watched-issuer", None));
-        }
-        if entry
-            .repository
-            .as_deref()
-            .is_some_and(|r| w.repositories.iter().any(|x| x == r))
-        {
-            findings.push(finding("watched-repository", None));
-        }
+        self.check_signer(entry, &mut |rule, detail| {
+            findings.push(finding(rule, detail))
+        });
         if entry
             .artifact_digest
             .as_deref()
-            .is_some_and(|d| w.digests.iter().any(|x| same_digest(x, d)))
+            .is_some_and(|d| self.watch.digests.iter().any(|x| same_digest(x, d)))
         {
             findings.push(finding("watched-digest", None));
-        }
-        for rule in &self.expected_signers {
-            if let Some(why) = rule.unexpected(entry) {
-                findings.push(finding("unexpected-signer", Some(why)));
-            }
         }
         let Some(at) = entry.signed_at else {
             return;
         };
-        if let Some(hours) = &self.signing_hours
-            && applies(&hours.identities, identity)
-            && !hours.window.contains(at)
-        {
-            let detail = format!(
-                "signed outside {} {}-{} (UTC{})",
-                if hours.days.is_empty() {
-                    "every day".to_string()
-                } else {
-                    hours.days.join(",")
-                },
-                hours.from,
-                hours.to,
-                hours.utc_offset.as_deref().unwrap_or("+00:00")
-            );
-            findings.push(finding("off-hours", Some(detail)));
-        }
         if let (Some(burst), Some(who)) = (&self.burst, identity)
             && applies(&burst.identities, Some(who))
         {
@@ -336,6 +289,93 @@ impl Rules {
                 }
             }
         }
+    }
+}
+
+impl Rules {
+    /// The rules about who signed and when, which also judge a certificate seen in the CT
+    /// log (rule names prefixed `ct-`): a certificate issued to a watched or unexpected
+    /// identity matters even if it never signs anything.
+    pub fn check_certificate(&self, index: u64, cert: &DescribedBody, findings: &mut Vec<Finding>) {
+        self.check_signer(cert, &mut |rule, detail| {
+            findings.push(Finding::new(ct_rule(rule), index, cert, detail));
+        });
+    }
+
+    /// Watched signers, expected signers and signing hours: the rules that need no state.
+    fn check_signer(
+        &self,
+        entry: &DescribedBody,
+        report: &mut dyn FnMut(&'static str, Option<String>),
+    ) {
+        let identity = entry.identity.as_deref();
+        let w = &self.watch;
+        if identity.is_some_and(|i| any_eq(&w.identities, i)) {
+            report("watched-identity", None);
+        }
+        if entry
+            .issuer
+            .as_deref()
+            .is_some_and(|i| w.issuers.iter().any(|x| x == i))
+        {
+            report("watched-issuer", None);
+        }
+        if entry
+            .repository
+            .as_deref()
+            .is_some_and(|r| w.repositories.iter().any(|x| x == r))
+        {
+            report("watched-repository", None);
+        }
+        for rule in &self.expected_signers {
+            if let Some(why) = rule.unexpected(entry) {
+                report("unexpected-signer", Some(why));
+            }
+        }
+        if let (Some(hours), Some(at)) = (&self.signing_hours, entry.signed_at)
+            && applies(&hours.identities, identity)
+            && !hours.window.contains(at)
+        {
+            let detail = format!(
+                "signed outside {} {}-{} (UTC{})",
+                if hours.days.is_empty() {
+                    "every day".to_string()
+                } else {
+                    hours.days.join(",")
+                },
+                hours.from,
+                hours.to,
+                hours.utc_offset.as_deref().unwrap_or("+00:00")
+            );
+            report("off-hours", Some(detail));
+        }
+    }
+}
+
+impl Finding {
+    fn new(rule: &'static str, index: u64, entry: &DescribedBody, detail: Option<String>) -> Self {
+        Finding {
+            rule,
+            log_index: index,
+            kind: entry.kind.clone(),
+            artifact_digest: entry.artifact_digest.clone(),
+            identity: entry.identity.clone(),
+            issuer: entry.issuer.clone(),
+            repository: entry.repository.clone(),
+            signed_at: entry.signed_at.and_then(rfc3339),
+            detail,
+        }
+    }
+}
+
+fn ct_rule(rule: &'static str) -> &'static str {
+    match rule {
+        "watched-identity" => "ct-watched-identity",
+        "watched-issuer" => "ct-watched-issuer",
+        "watched-repository" => "ct-watched-repository",
+        "unexpected-signer" => "ct-unexpected-signer",
+        "off-hours" => "ct-off-hours",
+        other => other,
     }
 }
 
