@@ -38,6 +38,12 @@ pub enum AuditError {
     Inconsistent { old: u64, new: u64, reason: String },
     #[error("entry: {0}")]
     Entry(String),
+    #[error(
+        "the checkpoint has {} valid cosignature(s) from trusted witnesses ({}), {required} required",
+        found.len(),
+        if found.is_empty() { "none".to_string() } else { found.join(", ") }
+    )]
+    Witnesses { required: usize, found: Vec<String> },
     #[error(transparent)]
     Tlog(#[from] TlogError),
 }

@@ -13,3 +13,4 @@ pub mod oidc;
 pub mod sign;
 pub mod trust_source;
 pub mod verify;
+pub mod witness;

@@ -737,6 +737,26 @@ async fn a_following_monitor_serves_metrics_and_sees_new_entries() {
     );
 }
 
+/// sigild over `dir` under the public URL http://fork.test, so that copies of one data dir
+/// are one log to their clients; --dev for its trust route, a fresh issuer port each start.
+fn start_named(dir: &Path, extra: &[&str]) -> Stack {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let issuer = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "--dev",
+        "--dev-issuer-listen",
+        &issuer,
+        "--public-url",
+        "http://fork.test",
+    ];
+    args.extend_from_slice(extra);
+    Stack::spawn_in(dir, &args)
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -756,25 +776,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn a_forked_log_is_caught_by_a_monitor_and_by_comparing_monitors() {
     let a_dir = tempfile::tempdir().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
-    // --dev for its trust route (the trusted root); each start gets its own issuer port.
-    let start = |dir: &Path| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let issuer = format!("127.0.0.1:{port}");
-        Stack::spawn_in(
-            dir,
-            &[
-                "--dev",
-                "--dev-issuer-listen",
-                &issuer,
-                "--public-url",
-                "http://fork.test",
-            ],
-        )
-    };
+    let start = |dir: &Path| start_named(dir, &[]);
     let a = start(a_dir.path());
     let work = tempfile::tempdir().unwrap();
     let signer = KeyedSigner::new();
@@ -929,4 +931,176 @@ impl KeyedSigner {
             }
         })
     }
+}
+
+/// sigild as a C2SP witness of another sigild's log: the log sends each new checkpoint with a
+/// consistency proof and serves the cosigned one; `sigil log info --require-witnesses`
+/// accepts it with the witness's key and refuses it without. A fork of the log (a copied data
+/// dir given other entries) is refused by the witness, which counts the conflict, so the fork
+/// never gets a cosignature.
+#[tokio::test]
+async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let signer = KeyedSigner::new();
+    let submit = |url: &str, name: &str| {
+        let (url, body, http) = (url.to_string(), signer.hashedrekord(name), http.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/api/v1/log/entries"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        }
+    };
+
+    // The log's origin and key, for the witness's configuration.
+    let a = start_named(a_dir.path(), &[]);
+    submit(&a.url, "shared-1").await;
+    let info = ok_json(sigil(&[
+        "log", "info", "--server", &a.url, "--output", "json",
+    ]));
+    let public_key = http
+        .get(format!("{}/api/v1/log/publicKey", a.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    a.stop();
+    let logs = work.path().join("witness-logs.json");
+    std::fs::write(
+        &logs,
+        serde_json::json!({"logs": [{"origin": info["origin"], "publicKey": public_key}]})
+            .to_string(),
+    )
+    .unwrap();
+    let witness = Stack::spawn(&[
+        "--services",
+        "witness",
+        "--witness-logs",
+        logs.to_str().unwrap(),
+        "--witness-name",
+        "witness.test/w1",
+    ]);
+    let vkey = http
+        .get(format!("{}/witness/vkey", witness.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(vkey.starts_with("witness.test/w1+"), "{vkey}");
+    let witness_flag = format!("{vkey}@{}/witness", witness.url);
+
+    let a = start_named(a_dir.path(), &["--witness", &witness_flag]);
+    submit(&a.url, "shared-2").await;
+    let info_witnessed = |url: &str, trusted: &str| {
+        sigil(&[
+            "log",
+            "info",
+            "--server",
+            url,
+            "--require-witnesses",
+            "1",
+            "--witness",
+            trusted,
+            "--output",
+            "json",
+        ])
+    };
+    // The log asks its witness about once a second.
+    let wait_witnessed = |url: String, size: u64| {
+        let vkey = vkey.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let out = info_witnessed(&url, &vkey);
+                if out.status.success() {
+                    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                    if v["witnessedSize"] == size {
+                        return v;
+                    }
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "size {size} never witnessed: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let seen = wait_witnessed(a.url.clone(), 2).await;
+    assert_eq!(seen["witnesses"], serde_json::json!(["witness.test/w1"]));
+
+    // A witness key the verifier does not trust is no witness.
+    let stranger = sigil_proto::witness::VerifierKey::new(
+        "witness.test/w1",
+        sigil_proto::witness::COSIGNATURE_ED25519,
+        [9; 32],
+    );
+    let out = info_witnessed(&a.url, &stranger.to_text());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 valid cosignature(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The log grows: the witness follows through a consistency proof.
+    submit(&a.url, "after-witness").await;
+    wait_witnessed(a.url.clone(), 3).await;
+
+    // Fork: the data dir copied at size 3, each copy then given its own entry.
+    a.stop();
+    copy_dir(a_dir.path(), b_dir.path());
+    let a = start_named(a_dir.path(), &["--witness", &witness_flag]);
+    submit(&a.url, "only-on-a").await;
+    wait_witnessed(a.url.clone(), 4).await;
+    let b = start_named(b_dir.path(), &["--witness", &witness_flag]);
+    submit(&b.url, "only-on-b").await;
+    // The witness has cosigned size 4 of the other history: the fork's size 4 conflicts.
+    let metrics_url = format!("{}/metrics", witness.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let conflicts = text
+            .lines()
+            .find_map(|l| l.strip_prefix("sigil_witness_conflicts_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if conflicts > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the witness never refused the fork:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let out = info_witnessed(&b.url, &vkey);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The honest copy is still witnessed.
+    assert!(info_witnessed(&a.url, &vkey).status.success());
 }

@@ -17,3 +17,4 @@ pub mod merkle;
 pub mod oci;
 pub mod rekor_v1;
 pub mod trust;
+pub mod witness;

@@ -64,7 +64,7 @@ impl Stack {
     }
 
     /// `sigild serve` on a free port with a temporary data dir and `extra` flags.
-    fn spawn(extra: &[&str]) -> Stack {
+    pub fn spawn(extra: &[&str]) -> Stack {
         let data = tempfile::tempdir().unwrap();
         let mut stack = Stack::spawn_in(data.path(), extra);
         stack._data = Some(data);

@@ -87,6 +87,14 @@ struct InfoArgs {
     /// Write the verified checkpoint here, for `verify-consistency --from`.
     #[arg(long, value_name = "FILE")]
     save_checkpoint: Option<PathBuf>,
+    /// Also require the log's newest witnessed checkpoint to carry valid cosignatures from at
+    /// least N of the --witness keys, and the current checkpoint to extend it.
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    require_witnesses: Option<usize>,
+    /// A witness to trust: its verifier key, `<name>+<key id>+<base64 key>` (a sigild
+    /// witness serves it at /witness/vkey). Repeatable.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -244,10 +252,43 @@ fn audit_failure(e: AuditError) -> Failure {
 
 fn info(args: InfoArgs) -> Result<(), Failure> {
     let (root, url) = resolve(&args.target)?;
+    let trusted_witnesses = crate::witness::parse_keys(&args.witnesses).map_err(usage)?;
     let http = crate::sign::http_client();
-    let (info, verified) = runtime()?
+    let rt = runtime()?;
+    let (info, verified) = rt
         .block_on(audit::log_info(&http, &url, &root.tlogs))
         .map_err(audit_failure)?;
+    let witnessed = match args.require_witnesses {
+        None => None,
+        Some(n) => Some(
+            rt.block_on(async {
+                let w = crate::witness::fetch_witnessed(
+                    &http,
+                    &url,
+                    &root.tlogs,
+                    &trusted_witnesses,
+                    n,
+                )
+                .await?;
+                // The witnessed checkpoint is what others saw; the one just read must extend it.
+                let (old, new) = (&w.checkpoint.checkpoint, &verified.checkpoint);
+                if old.size > new.size {
+                    return Err(AuditError::Shrunk {
+                        saved: old.size,
+                        current: new.size,
+                    });
+                }
+                let proof = if old.size == 0 || old.size == new.size {
+                    Vec::new()
+                } else {
+                    audit::consistency_proof(&http, &url, old.size, new.size).await?
+                };
+                audit::check_consistency(old, new, &proof)?;
+                Ok(w)
+            })
+            .map_err(audit_failure)?,
+        ),
+    };
     if let Some(path) = &args.save_checkpoint {
         std::fs::write(path, &verified.note)
             .map_err(|e| usage(format!("cannot write {}: {e}", path.display())))?;
@@ -264,6 +305,8 @@ fn info(args: InfoArgs) -> Result<(), Failure> {
                 "treeID": info.tree_id,
                 "logKeyId": verified.log_key_id,
                 "checkpoint": verified.note,
+                "witnessedSize": witnessed.as_ref().map(|w| w.checkpoint.checkpoint.size),
+                "witnesses": witnessed.as_ref().map(|w| w.witnesses.clone()),
             })
         ),
         Output::Text => {
@@ -275,6 +318,13 @@ fn info(args: InfoArgs) -> Result<(), Failure> {
                 "checkpoint: signature verified (log key {})",
                 verified.log_key_id
             );
+            if let Some(w) = &witnessed {
+                println!(
+                    "witnessed:  size {} cosigned by {}; the current checkpoint extends it",
+                    w.checkpoint.checkpoint.size,
+                    w.witnesses.join(", ")
+                );
+            }
             if let Some(path) = &args.save_checkpoint {
                 println!("saved to:   {}", path.display());
             }

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod cluster;
 pub mod copy;
+pub mod cosigning;
 pub mod ct;
 pub mod engine;
 pub mod head_file;
@@ -13,6 +14,7 @@ pub mod signer;
 pub mod store;
 pub mod tiles;
 mod tree;
+pub mod witness;
 pub mod work;
 
 pub use engine::{

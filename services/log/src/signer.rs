@@ -22,7 +22,7 @@ pub enum SignerError {
         path: String,
         source: std::io::Error,
     },
-    #[error("key file {0} is not a PKCS#8 PEM ECDSA P-256 private key")]
+    #[error("key file {0} is not a PKCS#8 PEM private key of the expected type")]
     BadKey(String),
 }
 
@@ -75,32 +75,13 @@ impl LogSigner {
 
     /// Loads the key at `path`, or creates it there (mode 0600) on first start.
     pub fn load_or_create(path: &Path) -> Result<LogSigner, SignerError> {
-        let shown = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(pem) => LogSigner::from_pem(&pem).ok_or(SignerError::BadKey(shown)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let rng = SystemRandom::new();
-                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                    .expect("aws-lc-rs generates P-256 keys");
-                let pem = to_pem(PEM_LABEL, pkcs8.as_ref());
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| SignerError::Write {
-                        path: shown.clone(),
-                        source,
-                    })?;
-                }
-                write_private(path, pem.as_bytes()).map_err(|source| SignerError::Write {
-                    path: shown.clone(),
-                    source,
-                })?;
-                tracing::info!(path = %shown, "created a new signing key");
-                LogSigner::from_pkcs8_der(pkcs8.as_ref()).ok_or(SignerError::BadKey(shown))
-            }
-            Err(source) => Err(SignerError::Read {
-                path: shown,
-                source,
-            }),
-        }
+        let der = load_or_create_pkcs8(path, || {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .expect("aws-lc-rs generates P-256 keys")
+                .as_ref()
+                .to_vec()
+        })?;
+        LogSigner::from_pkcs8_der(&der).ok_or(SignerError::BadKey(path.display().to_string()))
     }
 
     /// ASN.1 DER ECDSA-SHA256 signature over `msg`.
@@ -154,6 +135,42 @@ fn spki_for_p256_point(point: &[u8]) -> Vec<u8> {
 }
 
 pub use sigil_keys::encode_pem as to_pem;
+
+/// The PKCS#8 DER of the private key in the PEM file at `path`, or of a key from `generate`
+/// written there first (mode 0600, never over an existing file).
+pub(crate) fn load_or_create_pkcs8(
+    path: &Path,
+    generate: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>, SignerError> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(pem) => sigil_keys::decode_pem(&pem)
+            .filter(|(label, _)| label == PEM_LABEL)
+            .map(|(_, der)| der)
+            .ok_or(SignerError::BadKey(shown)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let der = generate();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| SignerError::Write {
+                    path: shown.clone(),
+                    source,
+                })?;
+            }
+            write_private(path, to_pem(PEM_LABEL, &der).as_bytes()).map_err(|source| {
+                SignerError::Write {
+                    path: shown.clone(),
+                    source,
+                }
+            })?;
+            tracing::info!(path = %shown, "created a new signing key");
+            Ok(der)
+        }
+        Err(source) => Err(SignerError::Read {
+            path: shown,
+            source,
+        }),
+    }
+}
 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut opts = std::fs::OpenOptions::new();

@@ -393,6 +393,53 @@ impl Store {
         })
     }
 
+    /// The latest checkpoint this node, as a witness, cosigned for `origin`: size and root.
+    pub async fn witnessed(&self, origin: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        with_db!(&self.db, pool => {
+            let row = sqlx::query("SELECT size, root FROM witness_checkpoints WHERE origin = $1")
+                .bind(origin).fetch_optional(pool).await?;
+            row.map(|r| {
+                let size: i64 = r.get(0);
+                let root: Vec<u8> = r.get(1);
+                Ok((size as u64, root.try_into().map_err(|_| StoreError::Corrupt("witnessed root".into()))?))
+            })
+            .transpose()
+        })
+    }
+
+    /// Moves the witness's record for `origin` from `old_size` (0: no record yet) to the new
+    /// checkpoint, atomically; false when another request moved it first.
+    pub async fn advance_witnessed(
+        &self,
+        origin: &str,
+        old_size: u64,
+        size: u64,
+        root: &Hash,
+        checkpoint: &str,
+    ) -> Result<bool, StoreError> {
+        with_db!(&self.db, pool => {
+            let done = if old_size == 0 {
+                // The row may exist at size 0 (an empty log cosigned) or not at all.
+                sqlx::query(
+                    "INSERT INTO witness_checkpoints (origin, size, root, checkpoint) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (origin) DO UPDATE \
+                     SET size = excluded.size, root = excluded.root, checkpoint = excluded.checkpoint \
+                     WHERE witness_checkpoints.size = 0",
+                )
+                .bind(origin).bind(size as i64).bind(&root[..]).bind(checkpoint)
+                .execute(pool).await?
+            } else {
+                sqlx::query(
+                    "UPDATE witness_checkpoints SET size = $1, root = $2, checkpoint = $3 \
+                     WHERE origin = $4 AND size = $5",
+                )
+                .bind(size as i64).bind(&root[..]).bind(checkpoint).bind(origin).bind(old_size as i64)
+                .execute(pool).await?
+            };
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
     pub async fn tree_head(&self, log_id: i64) -> Result<Option<TreeHead>, StoreError> {
         with_db!(&self.db, pool => {
             let row = sqlx::query("SELECT size, root, timestamp_ms FROM tree_heads WHERE log_id = $1")

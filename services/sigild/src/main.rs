@@ -26,9 +26,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the log (and the CA, when issuers are configured) over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the ClientTrustConfig (trusted root + signing config) for this data dir, without serving.
-    TrustConfig(TrustConfigArgs),
+    TrustConfig(Box<TrustConfigArgs>),
     /// Copy every log from the SQLite database in --data-dir into an empty PostgreSQL
     /// database, byte for byte, then check each copied tree. Stop sigild first; afterwards
     /// start it with --database-url and the same --data-dir (keys, head records).
@@ -50,6 +50,8 @@ pub enum Service {
     Rekor,
     Tiles,
     Ca,
+    /// A C2SP tlog-witness for the logs in --witness-logs.
+    Witness,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -117,6 +119,22 @@ pub struct CaArgs {
     pub rate_limit_identity: Option<sigil_log::admission::Rate>,
 }
 
+/// `--services witness`: this node as a witness of other logs.
+#[derive(clap::Args, Clone, Debug)]
+pub struct WitnessArgs {
+    /// The logs this witness cosigns (JSON): {"logs": [{"origin": "<checkpoint origin>",
+    /// "publicKey": "<PEM of the log's checkpoint key>"}]}.
+    #[arg(long, value_name = "FILE", env = "SIGIL_WITNESS_LOGS")]
+    pub witness_logs: Option<PathBuf>,
+    /// The witness's name in its cosignatures; default <public host>/witness.
+    #[arg(long, env = "SIGIL_WITNESS_NAME")]
+    pub witness_name: Option<String>,
+    /// The witness's Ed25519 key (PKCS#8 PEM); created there on first start.
+    /// Default: <data-dir>/keys/witness.pem.
+    #[arg(long, env = "SIGIL_WITNESS_KEY")]
+    pub witness_key: Option<PathBuf>,
+}
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -132,8 +150,9 @@ pub struct ServeArgs {
     /// Defaults to http://<listen address>.
     #[arg(long, env = "SIGIL_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Which services to mount: any of rekor, tiles, ca (the CA brings its CT log). Each can
-    /// run alone, e.g. `--services rekor,tiles` for a log-only node.
+    /// Which services to mount: any of rekor, tiles, ca (the CA brings its CT log), witness.
+    /// Each can run alone, e.g. `--services rekor,tiles` for a log-only node or
+    /// `--services witness` for a witness.
     #[arg(long, value_delimiter = ',', default_value = "rekor,tiles,ca")]
     pub services: Vec<Service>,
     /// Transparency log signing key (PKCS#8 PEM, ECDSA P-256); created there on first start.
@@ -168,6 +187,18 @@ pub struct ServeArgs {
     /// to http://<listen address> when that is a specific address.
     #[arg(long, env = "SIGIL_ADVERTISE_URL", requires = "ha")]
     pub advertise_url: Option<String>,
+    /// Ask this witness to cosign the log's checkpoints: `VKEY@URL`, the witness's verifier
+    /// key and its submission prefix (a sigild witness: https://host/witness). Repeatable.
+    /// Cosigned checkpoints are served at /api/v1/log/witnessed-checkpoint.
+    #[arg(
+        long = "witness",
+        value_name = "VKEY@URL",
+        env = "SIGIL_WITNESSES",
+        value_delimiter = ' '
+    )]
+    pub witnesses: Vec<String>,
+    #[command(flatten)]
+    pub witness: WitnessArgs,
     #[command(flatten)]
     pub ca: CaArgs,
     /// Log format: text or json.
@@ -185,11 +216,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             init_tracing(&args.log_format);
-            runtime.block_on(serve::serve(args))
+            runtime.block_on(serve::serve(*args))
         }
         Command::TrustConfig(args) => {
             init_tracing("text");
-            runtime.block_on(serve::print_trust_config(args))
+            runtime.block_on(serve::print_trust_config(*args))
         }
         Command::MigrateSqliteToPostgres(args) => {
             init_tracing("text");

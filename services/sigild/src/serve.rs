@@ -12,8 +12,10 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sigil_log::admission::WriteAdmission;
 use sigil_log::cluster::{self, Cluster};
+use sigil_log::cosigning::{self, Cosigner, WitnessEndpoint};
 use sigil_log::head_file::HeadFile;
 use sigil_log::rekor_v1::{self, RekorLog};
+use sigil_log::witness;
 use sigil_log::work::WorkPool;
 use sigil_log::{EngineOptions, LogEngine, LogSigner, Store, tiles};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -150,6 +152,25 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if wants(Service::Tiles) {
         app = app.merge(tiles::router(rekor.clone()));
     }
+    if !args.witnesses.is_empty() {
+        let endpoints = args
+            .witnesses
+            .iter()
+            .map(|w| WitnessEndpoint::parse(w).map_err(|e| anyhow::anyhow!("--witness {w}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        tracing::info!(
+            witnesses = endpoints.len(),
+            "collecting witness cosignatures"
+        );
+        let cosigner = Cosigner::new(rekor.clone(), endpoints);
+        tokio::spawn(cosigner.clone().run());
+        app = app.merge(cosigning::router(cosigner));
+    }
+    if wants(Service::Witness) {
+        app = app.merge(witness::router(Arc::new(
+            open_witness(&args, &public_url, &store).await?,
+        )));
+    }
     let admission = WriteAdmission::new(args.max_pending_writes, args.rate_limit_client);
     ready_engines.push(rekor.engine().clone());
     let app = app
@@ -193,6 +214,39 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(rekor);
     tracing::info!("sigild stopped");
     Ok(())
+}
+
+/// The witness service: its key (created on first start), name and the logs it follows.
+async fn open_witness(
+    args: &ServeArgs,
+    public_url: &str,
+    store: &Store,
+) -> anyhow::Result<witness::Witness> {
+    let path = args
+        .witness
+        .witness_logs
+        .as_ref()
+        .context("--services witness needs --witness-logs FILE (the logs it cosigns)")?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let logs = witness::WitnessedLog::from_config(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let name = args
+        .witness
+        .witness_name
+        .clone()
+        .unwrap_or_else(|| format!("{}/witness", rekor_v1::url_host(public_url)));
+    let key_path = args
+        .witness
+        .witness_key
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("keys/witness.pem"));
+    let signer = witness::WitnessSigner::load_or_create(&key_path, &name)?;
+    tracing::info!(
+        vkey = %signer.vkey().to_text(),
+        logs = ?logs.iter().map(|l| l.origin.as_str()).collect::<Vec<_>>(),
+        "witness ready"
+    );
+    Ok(witness::Witness::new(signer, logs, store.clone()))
 }
 
 /// Opens a log whose last committed head is also recorded in `<data-dir>/heads/<name>`.
