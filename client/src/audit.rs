@@ -44,6 +44,10 @@ pub enum AuditError {
         if found.is_empty() { "none".to_string() } else { found.join(", ") }
     )]
     Witnesses { required: usize, found: Vec<String> },
+    #[error(
+        "the newest witnessed checkpoint (size {witnessed}) does not cover this one (size {held}) yet; witnesses are asked about once a second"
+    )]
+    NotYetWitnessed { held: u64, witnessed: u64 },
     #[error(transparent)]
     Tlog(#[from] TlogError),
 }
@@ -135,6 +139,28 @@ pub fn check_consistency(
             reason: e.to_string(),
         },
     )
+}
+
+/// Checks that `new` extends `old` with a consistency proof fetched from the log (none is
+/// needed from an empty tree or between equal sizes).
+pub async fn prove_extends(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    old: &Checkpoint,
+    new: &Checkpoint,
+) -> Result<(), AuditError> {
+    if old.size > new.size {
+        return Err(AuditError::Shrunk {
+            saved: old.size,
+            current: new.size,
+        });
+    }
+    let proof = if old.size == 0 || old.size == new.size {
+        Vec::new()
+    } else {
+        consistency_proof(http, rekor_url, old.size, new.size).await?
+    };
+    check_consistency(old, new, &proof)
 }
 
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(

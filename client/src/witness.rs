@@ -100,6 +100,30 @@ pub async fn fetch_witnessed(
     verify_cosigned(&text, tlogs, trusted, required)
 }
 
+/// Whether the log's witnessed checkpoint covers `checkpoint` (one the client holds, e.g. a
+/// bundle's): it is at least as large and the log proves it extends `checkpoint`. So the
+/// entries under `checkpoint` are in the history the witnesses saw.
+pub async fn check_covered(
+    http: &reqwest::Client,
+    rekor_url: &str,
+    tlogs: &[TransparencyLogInstance],
+    trusted: &[VerifierKey],
+    required: usize,
+    checkpoint: &str,
+) -> Result<Witnessed, AuditError> {
+    let held = audit::verify_checkpoint(checkpoint, tlogs)?;
+    let witnessed = fetch_witnessed(http, rekor_url, tlogs, trusted, required).await?;
+    let (old, new) = (&held.checkpoint, &witnessed.checkpoint.checkpoint);
+    if old.size > new.size {
+        return Err(AuditError::NotYetWitnessed {
+            held: old.size,
+            witnessed: new.size,
+        });
+    }
+    audit::prove_extends(http, rekor_url, old, new).await?;
+    Ok(witnessed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

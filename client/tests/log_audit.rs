@@ -737,24 +737,26 @@ async fn a_following_monitor_serves_metrics_and_sees_new_entries() {
     );
 }
 
-/// sigild over `dir` under the public URL http://fork.test, so that copies of one data dir
-/// are one log to their clients; --dev for its trust route, a fresh issuer port each start.
-fn start_named(dir: &Path, extra: &[&str]) -> Stack {
+/// sigild over `dir` with --dev (its trust route and a token issuer on a fresh port), and
+/// that issuer's URL.
+fn start_dev_in(dir: &Path, extra: &[&str]) -> (Stack, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let issuer = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "--dev",
-        "--dev-issuer-listen",
-        &issuer,
-        "--public-url",
-        "http://fork.test",
-    ];
+    let mut args = vec!["--dev", "--dev-issuer-listen", &issuer];
     args.extend_from_slice(extra);
-    Stack::spawn_in(dir, &args)
+    (Stack::spawn_in(dir, &args), format!("http://{issuer}"))
+}
+
+/// sigild over `dir` under the public URL http://fork.test, so that copies of one data dir
+/// are one log to their clients.
+fn start_named(dir: &Path, extra: &[&str]) -> Stack {
+    let mut args = vec!["--public-url", "http://fork.test"];
+    args.extend_from_slice(extra);
+    start_dev_in(dir, &args).0
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -959,7 +961,9 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     };
 
     // The log's origin and key, for the witness's configuration.
-    let a = start_named(a_dir.path(), &[]);
+    // Without --public-url both copies of the data dir below are the log "127.0.0.1 - <tree>",
+    // and each serves a trusted root naming its own address.
+    let (a, _) = start_dev_in(a_dir.path(), &[]);
     submit(&a.url, "shared-1").await;
     let info = ok_json(sigil(&[
         "log", "info", "--server", &a.url, "--output", "json",
@@ -1001,7 +1005,7 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     assert!(vkey.starts_with("witness.test/w1+"), "{vkey}");
     let witness_flag = format!("{vkey}@{}/witness", witness.url);
 
-    let a = start_named(a_dir.path(), &["--witness", &witness_flag]);
+    let (a, issuer) = start_dev_in(a_dir.path(), &["--witness", &witness_flag]);
     submit(&a.url, "shared-2").await;
     let info_witnessed = |url: &str, trusted: &str| {
         sigil(&[
@@ -1056,17 +1060,58 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
         String::from_utf8_lossy(&out.stdout)
     );
 
-    // The log grows: the witness follows through a consistency proof.
-    submit(&a.url, "after-witness").await;
-    wait_witnessed(a.url.clone(), 3).await;
+    // A keyless bundle logged at size 3: verify-blob --require-witnesses holds once the
+    // witnessed checkpoint covers the bundle's (the witness follows through a consistency
+    // proof from size 2).
+    sign(&a, &issuer, work.path(), "release.txt", "alice@example.com").await;
+    let artifact = work.path().join("release.txt");
+    let verify = |trusted: &str| {
+        sigil(&[
+            "verify-blob",
+            artifact.to_str().unwrap(),
+            "--server",
+            &a.url,
+            "--certificate-identity",
+            "alice@example.com",
+            "--certificate-oidc-issuer",
+            &issuer,
+            "--require-witnesses",
+            "1",
+            "--witness",
+            trusted,
+            "--output",
+            "json",
+        ])
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let verified = loop {
+        let out = verify(&vkey);
+        if out.status.success() {
+            break serde_json::from_slice::<Value>(&out.stdout).unwrap();
+        }
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            said.contains("does not cover this one") && std::time::Instant::now() < deadline,
+            "{said}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        verified["witnesses"],
+        serde_json::json!(["witness.test/w1"])
+    );
+    let out = verify(&stranger.to_text());
+    assert_eq!(out.status.code(), Some(1));
+    let failure: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failure["check"], "witnesses");
 
     // Fork: the data dir copied at size 3, each copy then given its own entry.
     a.stop();
     copy_dir(a_dir.path(), b_dir.path());
-    let a = start_named(a_dir.path(), &["--witness", &witness_flag]);
+    let (a, _) = start_dev_in(a_dir.path(), &["--witness", &witness_flag]);
     submit(&a.url, "only-on-a").await;
     wait_witnessed(a.url.clone(), 4).await;
-    let b = start_named(b_dir.path(), &["--witness", &witness_flag]);
+    let (b, _) = start_dev_in(b_dir.path(), &["--witness", &witness_flag]);
     submit(&b.url, "only-on-b").await;
     // The witness has cosigned size 4 of the other history: the fork's size 4 conflicts.
     let metrics_url = format!("{}/metrics", witness.url);

@@ -271,19 +271,8 @@ fn info(args: InfoArgs) -> Result<(), Failure> {
                 )
                 .await?;
                 // The witnessed checkpoint is what others saw; the one just read must extend it.
-                let (old, new) = (&w.checkpoint.checkpoint, &verified.checkpoint);
-                if old.size > new.size {
-                    return Err(AuditError::Shrunk {
-                        saved: old.size,
-                        current: new.size,
-                    });
-                }
-                let proof = if old.size == 0 || old.size == new.size {
-                    Vec::new()
-                } else {
-                    audit::consistency_proof(&http, &url, old.size, new.size).await?
-                };
-                audit::check_consistency(old, new, &proof)?;
+                audit::prove_extends(&http, &url, &w.checkpoint.checkpoint, &verified.checkpoint)
+                    .await?;
                 Ok(w)
             })
             .map_err(audit_failure)?,

@@ -45,9 +45,66 @@ pub struct VerifyBlobArgs {
     pub signer: SignerPolicyArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub witnesses: WitnessPolicyArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+}
+
+/// Witnesses that must have seen the log's history up to the entry (online: asks the log).
+#[derive(Debug, Args)]
+pub struct WitnessPolicyArgs {
+    /// Also require the log's witnessed checkpoint to carry valid cosignatures from at least
+    /// N of the --witness keys and to extend the bundle's checkpoint (asks the log online).
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    pub require_witnesses: Option<usize>,
+    /// A witness to trust: `<name>+<key id>+<base64 key>` (a sigild witness serves it at
+    /// /witness/vkey). Repeatable.
+    #[arg(long = "witness", value_name = "VKEY")]
+    pub witnesses: Vec<String>,
+}
+
+impl WitnessPolicyArgs {
+    /// Checks `verified` (from `bundle`) against the witnesses, if any are required.
+    pub(crate) fn check(
+        &self,
+        bundle: &Bundle,
+        root: &sigil_proto::trust::TrustedRoot,
+        verified: &mut VerifiedBundle,
+    ) -> Result<(), Failure> {
+        let Some(required) = self.require_witnesses else {
+            return Ok(());
+        };
+        let trusted = crate::witness::parse_keys(&self.witnesses).map_err(Failure::Usage)?;
+        let checkpoint = bundle
+            .verification_material
+            .tlog_entries
+            .first()
+            .and_then(|e| e.inclusion_proof.as_ref())
+            .and_then(|p| p.checkpoint.as_ref())
+            .map(|c| c.envelope.clone())
+            .ok_or_else(|| {
+                VerifyError::Witnesses("the bundle has no checkpoint to compare".into())
+            })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+        let http = crate::sign::http_client();
+        let witnessed = rt
+            .block_on(crate::witness::check_covered(
+                &http,
+                &verified.log_url,
+                &root.tlogs,
+                &trusted,
+                required,
+                &checkpoint,
+            ))
+            .map_err(|e| VerifyError::Witnesses(e.to_string()))?;
+        verified.witnesses = witnessed.witnesses;
+        Ok(())
+    }
 }
 
 /// Who must have signed: an identity and issuer (keyless) or a key.
@@ -256,6 +313,9 @@ fn report(result: Result<VerifiedBundle, Failure>, output: OutputFormat) -> u8 {
                 "Verified OK: signed by {who}; log entry {} at {}",
                 v.log_index, v.log_url
             );
+            if !v.witnesses.is_empty() {
+                println!("Witnessed by {}", v.witnesses.join(", "));
+            }
             exit::OK
         }
         (Err(Failure::Usage(msg)), _) => {
@@ -293,12 +353,9 @@ fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
     let source = args.trust.source().map_err(Failure::Usage)?;
     let root = load_trusted_root(&source).map_err(|e| Failure::Usage(e.to_string()))?;
     let bytes = read_file(&args.file, "artifact")?;
-    Ok(verify_bundle(
-        &bundle,
-        Artifact::Bytes(&bytes),
-        &policy,
-        &root,
-    )?)
+    let mut verified = verify_bundle(&bundle, Artifact::Bytes(&bytes), &policy, &root)?;
+    args.witnesses.check(&bundle, &root, &mut verified)?;
+    Ok(verified)
 }
 
 pub fn verify_bundle_conformance(args: VerifyBundleArgs) -> u8 {

@@ -11,6 +11,8 @@ use super::tlog::TlogError;
 pub enum VerifyError {
     #[error("bundle is not valid: {0}")]
     BundleFormat(String),
+    #[error("witnesses: {0}")]
+    Witnesses(String),
     #[error("unsupported bundle media type {0:?} (supported: Sigstore bundle v0.1, v0.2, v0.3)")]
     UnsupportedVersion(String),
     #[error("bundle is malformed: {0}")]
@@ -95,6 +97,7 @@ impl VerifyError {
             VerifyError::LogEntryMismatch(_) => "log_entry",
             VerifyError::Timestamp(_) => "timestamp",
             VerifyError::NoVerifiedTime | VerifyError::TimeOutsideCertificate { .. } => "time",
+            VerifyError::Witnesses(_) => "witnesses",
         }
     }
 }

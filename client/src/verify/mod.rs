@@ -105,6 +105,10 @@ pub struct VerifiedBundle {
     pub log_index: u64,
     pub log_entry_kind: String,
     pub inclusion: Inclusion,
+    /// With --require-witnesses: the trusted witnesses whose cosigned checkpoint covers the
+    /// entry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
     /// For DSSE bundles: the verified payload type and payload.
     #[serde(skip)]
     pub dsse_payload: Option<(String, Vec<u8>)>,
@@ -217,6 +221,7 @@ fn verify_with(
         log_index: entry.log_index,
         log_entry_kind: format!("{}/{}", entry.kind_version.kind, entry.kind_version.version),
         inclusion,
+        witnesses: Vec::new(),
         dsse_payload,
     })
 }
