@@ -51,6 +51,9 @@ struct Args {
     data_dir: Option<PathBuf>,
     /// Requests per read measurement (only with --preload).
     reads: usize,
+    /// A `sigil` binary to run `sigil log monitor` with while the writes go on, reporting
+    /// how far it trails the log.
+    follow_with: Option<PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -66,6 +69,7 @@ fn parse_args() -> Args {
         preload: 0,
         data_dir: None,
         reads: 5000,
+        follow_with: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,9 +91,10 @@ fn parse_args() -> Args {
             "--preload" => a.preload = val().parse().expect("--preload N"),
             "--data-dir" => a.data_dir = Some(val().into()),
             "--reads" => a.reads = val().parse().expect("--reads N"),
+            "--follow-with" => a.follow_with = Some(val().into()),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]]"
+                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--follow-with SIGIL]"
                 );
                 std::process::exit(0);
             }
@@ -416,7 +421,9 @@ async fn main() {
         );
         report_disk(&args, &data);
     }
-    let server = start(&args, &data, port, dev_port, args.target == "ca");
+    // A monitor needs the trusted root, which the server serves with its CA (--dev).
+    let dev = args.target == "ca" || args.follow_with.is_some();
+    let server = start(&args, &data, port, dev_port, dev);
     if args.preload > 0 {
         println!(
             "preloaded={} startup={:.0}ms rss_before_writes={:.1}MiB",
@@ -426,13 +433,132 @@ async fn main() {
         );
         read_latencies(port, args.preload, args.reads).await;
     }
+    let follower = args
+        .follow_with
+        .as_ref()
+        .map(|sigil| Follower::start(sigil, port));
     for &clients in &args.clients {
         write_load(&args, clients, port, dev_port).await;
+    }
+    if let Some(follower) = follower {
+        follower.report(port).await;
     }
     if args.preload > 0 {
         println!("rss_after_writes={:.1}MiB", server.rss_mib());
     }
     drop(server);
+}
+
+/// `sigil log monitor` following the log during the write runs, and a sampler of how far it
+/// trails: every 100 ms the log's size and the monitor's verified size.
+struct Follower {
+    child: Child,
+    _state: tempfile::TempDir,
+    lags: Arc<std::sync::Mutex<Vec<u64>>>,
+    metrics: String,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(sigil: &std::path::Path, port: u16) -> Follower {
+        let state = tempfile::tempdir().unwrap();
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(sigil)
+            .args([
+                "log",
+                "monitor",
+                "--server",
+                &format!("http://127.0.0.1:{port}"),
+            ])
+            .arg("--state")
+            .arg(state.path().join("monitor.json"))
+            .args(["--interval", "1", "--metrics-listen"])
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sigil log monitor");
+        let metrics = format!("http://127.0.0.1:{metrics_port}/metrics");
+        let lags = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (m, l) = (metrics.clone(), lags.clone());
+        let sampler = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let (Some(log), Some(seen)) =
+                    (log_size(&http, port).await, monitor_size(&http, &m).await)
+                {
+                    l.lock().unwrap().push(log.saturating_sub(seen));
+                }
+            }
+        });
+        Follower {
+            child,
+            _state: state,
+            lags,
+            metrics,
+            sampler,
+        }
+    }
+
+    /// Prints the lag during the writes, then how long the monitor takes to reach the final
+    /// size once they stop.
+    async fn report(mut self, port: u16) {
+        self.sampler.abort();
+        let http = reqwest::Client::new();
+        let stopped = Instant::now();
+        let size = log_size(&http, port).await.expect("log size");
+        while monitor_size(&http, &self.metrics).await.unwrap_or(0) < size {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut text = String::new();
+                if let Some(mut err) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut text);
+                }
+                panic!("sigil log monitor exited ({status}): {text}");
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(120),
+                "the monitor never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut lags = self.lags.lock().unwrap().clone();
+        lags.sort_unstable();
+        let at = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "follow: samples={} lag_entries p50={} p99={} max={} caught_up_after_writes={:.0}ms",
+            lags.len(),
+            at(0.5),
+            at(0.99),
+            lags.last().copied().unwrap_or(0),
+            stopped.elapsed().as_secs_f64() * 1e3
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn log_size(http: &reqwest::Client, port: u16) -> Option<u64> {
+    let info: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/api/v1/log"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    info["treeSize"].as_u64()
+}
+
+async fn monitor_size(http: &reqwest::Client, metrics: &str) -> Option<u64> {
+    let text = http.get(metrics).send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("sigil_monitor_tree_size "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// One write run: `clients` closed-loop clients (or the open-loop `--rate`).
