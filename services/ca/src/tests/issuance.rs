@@ -394,3 +394,45 @@ async fn no_leaf_outlives_the_issuing_certificate() {
     ));
     assert_eq!(t.ct.engine().tree_head().size, 0);
 }
+
+/// What the log indexes for each kind of certificate this CA issues: a mixed-case email is
+/// searched in lower case, a CI identity (URI) and a username (otherName) as subjects, and
+/// every certificate by its hash and its key's hash.
+#[tokio::test]
+async fn the_log_indexes_every_identity_these_certificates_carry() {
+    use sigil_log::rekor_v1::keys::KeyMaterial;
+    let mut mixed_case = email_principal();
+    mixed_case.san = crate::identity::SubjectAltName::Email("Alice.Smith@Example.COM".into());
+    let mut username = email_principal();
+    username.san = crate::identity::SubjectAltName::Username("alice!example.com".into());
+    for (principal, expected) in [
+        (mixed_case, "email:alice.smith@example.com"),
+        (
+            ci_principal(),
+            "subject:https://github.com/o/r/.github/workflows/w.yml@refs/heads/main",
+        ),
+        (username, "subject:alice!example.com"),
+    ] {
+        let t = test_ca(principal.clone()).await;
+        let issued = t.ca.issue(&principal, spki(&p256())).await.unwrap();
+        let keys = KeyMaterial::from_pem(issued.chain_pem[0].as_bytes())
+            .unwrap()
+            .index_keys();
+        assert!(
+            keys.contains(&expected.to_string()),
+            "{expected} not in {keys:?}"
+        );
+        let cert_key = format!(
+            "cert:{}",
+            hex::encode(Sha256::digest(&issued.certificate_der))
+        );
+        assert!(keys.contains(&cert_key), "{keys:?}");
+        assert_eq!(
+            keys.iter()
+                .filter(|k| k.starts_with("email:") || k.starts_with("subject:"))
+                .count(),
+            1,
+            "one identity per certificate: {keys:?}"
+        );
+    }
+}
