@@ -196,7 +196,7 @@ pub async fn admit_writes(
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(*request.method(), Method::GET | Method::HEAD) {
+    if !is_write(&request) {
         return next.run(request).await;
     }
     if let Some(limiter) = &admission.per_client {
@@ -217,6 +217,23 @@ pub async fn admit_writes(
             return drained(request, response).await;
         }
     }
+    in_flight(&admission, request, next).await
+}
+
+/// Middleware for writes other nodes forward to this one (the leader): they count against
+/// its in-flight limit like its own clients' writes, so a leader takes no more than
+/// `--max-pending-writes` whichever node a write arrived at. The per-client rate was applied
+/// by the node the client reached; here every forwarded write would look like that node's.
+pub async fn admit_forwarded(
+    State(admission): State<WriteAdmission>,
+    request: Request,
+    next: Next,
+) -> Response {
+    in_flight(&admission, request, next).await
+}
+
+/// Runs `request` holding a slot among the in-flight writes, or refuses it with 503.
+async fn in_flight(admission: &WriteAdmission, request: Request, next: Next) -> Response {
     let Ok(_slot) = admission.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("sigil_requests_refused_total", "reason" => "overloaded").increment(1);
         let response = refusal(
@@ -230,6 +247,19 @@ pub async fn admit_writes(
         return drained(request, response).await;
     };
     next.run(request).await
+}
+
+/// Rekor's searches and batch fetches are POSTs that read: they neither queue behind the
+/// sequencer nor count against the writes' limits.
+const READS_BY_POST: [&str; 3] = [
+    "/api/v1/index/retrieve",
+    "/api/v1/log/entries/retrieve",
+    "/api/v1/log/entries/retrieve/",
+];
+
+fn is_write(request: &Request) -> bool {
+    !matches!(*request.method(), Method::GET | Method::HEAD)
+        && !READS_BY_POST.contains(&request.uri().path())
 }
 
 /// Reads and drops a refused request's body before answering. Answering with the body
@@ -256,6 +286,80 @@ async fn drained(request: Request, mut response: Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A router whose handlers wait for `release`, behind `layer`, and its in-flight limit of 1.
+    fn held_router(
+        admission: WriteAdmission,
+        release: Arc<tokio::sync::Notify>,
+        forwarded: bool,
+    ) -> axum::Router {
+        use axum::routing::post;
+        let handler = move || {
+            let release = release.clone();
+            async move {
+                release.notified().await;
+                "done"
+            }
+        };
+        let router = axum::Router::new()
+            .route("/api/v1/log/entries", post(handler.clone()))
+            .route("/api/v1/index/retrieve", post(handler.clone()))
+            .route("/internal/append", post(handler));
+        if forwarded {
+            router.layer(axum::middleware::from_fn_with_state(
+                admission,
+                admit_forwarded,
+            ))
+        } else {
+            router.layer(axum::middleware::from_fn_with_state(
+                admission,
+                admit_writes,
+            ))
+        }
+    }
+
+    async fn status_of(router: &axum::Router, path: &str) -> StatusCode {
+        use tower::ServiceExt;
+        let request = axum::http::Request::post(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        router.clone().oneshot(request).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn searches_by_post_do_not_take_write_slots_and_forwarded_writes_do() {
+        for forwarded in [false, true] {
+            let admission = WriteAdmission::new(1, None);
+            let release = Arc::new(tokio::sync::Notify::new());
+            let router = held_router(admission, release.clone(), forwarded);
+            let path = if forwarded {
+                "/internal/append"
+            } else {
+                "/api/v1/log/entries"
+            };
+            // One write holds the only slot...
+            let r = router.clone();
+            let holder = tokio::spawn(async move { status_of(&r, path).await });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // ...so a second is refused, while a search still runs (unless forwarded, where
+            // every request is a write).
+            assert_eq!(
+                status_of(&router, path).await,
+                StatusCode::SERVICE_UNAVAILABLE
+            );
+            if !forwarded {
+                let r = router.clone();
+                let search =
+                    tokio::spawn(async move { status_of(&r, "/api/v1/index/retrieve").await });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                release.notify_waiters();
+                assert_eq!(search.await.unwrap(), StatusCode::OK);
+            } else {
+                release.notify_waiters();
+            }
+            assert_eq!(holder.await.unwrap(), StatusCode::OK);
+        }
+    }
 
     fn rate(s: &str) -> Rate {
         s.parse().unwrap()

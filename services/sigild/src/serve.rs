@@ -175,16 +175,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     ready_engines.push(rekor.engine().clone());
     let app = app
         .layer(middleware::from_fn_with_state(
-            admission,
+            admission.clone(),
             sigil_log::admission::admit_writes,
         ))
         // Liveness: the process answers. Readiness: the log's writer can commit.
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || readyz(ready_engines.clone())))
         .route("/metrics", get(move || render_metrics(metrics.clone())))
-        // Forwarded writes were admitted (and rate-limited) by the node that took them.
+        // Forwarded writes were rate-limited by the node that took them; here they take a
+        // slot among this node's in-flight writes like its own clients' do.
         .merge(match &cluster {
-            Some(c) => cluster::router(c.clone(), cluster_engines),
+            Some(c) => cluster::router(c.clone(), cluster_engines).layer(
+                middleware::from_fn_with_state(admission, sigil_log::admission::admit_forwarded),
+            ),
             None => Router::new(),
         })
         .fallback(sigil_log::http::not_found_fallback)
