@@ -1,6 +1,8 @@
 //! Schema migrations keep every existing row: a database written by the previous schema is
 //! migrated and then read through the current code, on SQLite and PostgreSQL.
 
+mod common;
+
 use sigil_log::store::search_key;
 use sqlx::Connection;
 
@@ -136,19 +138,7 @@ async fn sqlite_rows_written_before_0003_survive() {
 
 #[tokio::test]
 async fn postgres_rows_written_before_0003_survive() {
-    let admin = std::env::var("SIGIL_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut admin_conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL must be running on 127.0.0.1:5432 for this test ({admin}): {e}")
-        });
-    let name = format!("sigil_test_{:016x}", rand::random::<u64>());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin_conn)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let url = common::FreshDatabase::create().await.url;
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         for sql in migrations("../../migrations/postgres", 3) {

@@ -2,6 +2,8 @@
 //! refusal the spec names, with its status, and a record that only moves forward from the
 //! size a request names.
 
+mod common;
+
 use std::sync::Arc;
 
 use sigil_log::witness::{Refusal, Witness, WitnessSigner, WitnessedLog};
@@ -9,7 +11,6 @@ use sigil_log::{LogSigner, Store};
 use sigil_proto::checkpoint::{Checkpoint, NoteSignature, SignedNote};
 use sigil_proto::merkle::{Hash, consistency_ranges, leaf_hash, root_of_leaf_hashes};
 use sigil_proto::witness::{AddCheckpoint, cosigned_message, split_cosignature};
-use sqlx::Connection;
 
 const ORIGIN: &str = "log.example - 42";
 
@@ -172,24 +173,6 @@ async fn the_witness_follows_the_spec_on_sqlite() {
 
 #[tokio::test]
 async fn the_witness_follows_the_spec_on_postgres() {
-    let admin = std::env::var("SIGIL_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut admin_conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL must be running on 127.0.0.1:5432 for this test ({admin}): {e}")
-        });
-    let name = format!("sigil_test_{:016x}", rand::random::<u64>());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin_conn)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let store = Store::open_postgres(&url).await.unwrap();
-    exercise(store.clone()).await;
-    store.close().await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
-        .execute(&mut admin_conn)
-        .await
-        .unwrap();
+    let database = common::FreshDatabase::create().await;
+    exercise(Store::open_postgres(&database.url).await.unwrap()).await;
 }
