@@ -31,6 +31,25 @@ pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// How long an append keeps looking for a leader before answering "unavailable".
 const FORWARD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 const FORWARD_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait for the database on the writer's connection. Past it the connection is
+/// treated as broken: a database that stopped answering without closing the connection (a
+/// partition) would otherwise hold the sequencer, and every write queued behind it, for as
+/// long as the kernel keeps retransmitting.
+const WRITER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `op` on the writer's connection, failed with [`EngineError::WriterUnavailable`] when the
+/// database does not answer within [`WRITER_DEADLINE`]. Whatever the abandoned statement did
+/// is found by recovery, as after any lost acknowledgement.
+async fn on_writer<T, E: Into<EngineError>>(
+    op: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(WRITER_DEADLINE, op).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(EngineError::WriterUnavailable(format!(
+            "the database did not answer on the writer's connection within {WRITER_DEADLINE:?}"
+        ))),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -153,6 +172,18 @@ struct Inner {
     cluster: Option<Cluster>,
     /// The leader's URL as last read from the database.
     leader_url: RwLock<Option<String>>,
+}
+
+impl Inner {
+    /// Shows `head` to readers if it is newer than what they see. Heads come from this node's
+    /// commits, from the database (a follower, a recovery) and from forwarded answers, in
+    /// any order; the one readers see never goes back.
+    fn advance_head(&self, head: TreeHead) {
+        let mut current = self.head.write().expect("tree head lock");
+        if head.size > current.size {
+            *current = head;
+        }
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -430,10 +461,7 @@ impl LogEngine {
 
     /// Moves the cached head forward (never back) to one committed by another node.
     fn observe_head(&self, head: TreeHead) {
-        let mut current = self.inner.head.write().expect("tree head lock");
-        if head.size > current.size {
-            *current = head;
-        }
+        self.inner.advance_head(head);
     }
 
     /// Sequences one leaf on this node; a node that does not hold the log's lock answers
@@ -664,7 +692,7 @@ impl Sequencer {
         let Some(writer) = self.writer.as_mut() else {
             return;
         };
-        if let Err(e) = Store::ping_writer(writer).await {
+        if let Err(e) = on_writer(Store::ping_writer(writer)).await {
             self.break_writer(&e);
         }
     }
@@ -674,10 +702,7 @@ impl Sequencer {
         match self.store.tree_head(self.log_id).await {
             Ok(Some(head)) => {
                 if let Some(inner) = self.inner.upgrade() {
-                    let mut current = inner.head.write().expect("tree head lock");
-                    if head.size > current.size {
-                        *current = head;
-                    }
+                    inner.advance_head(head);
                 }
             }
             Ok(None) => {}
@@ -776,10 +801,7 @@ impl Sequencer {
         self.frontier = frontier;
         self.writer = Some(writer);
         if let Some(inner) = self.inner.upgrade() {
-            let mut current = inner.head.write().expect("tree head lock");
-            if current.size != head.size {
-                *current = head;
-            }
+            inner.advance_head(head);
         }
         Ok(())
     }
@@ -807,7 +829,7 @@ impl Sequencer {
             return fail_all(batch, EngineError::WriterUnavailable("no writer".into()));
         };
         let hashes: Vec<Hash> = batch.iter().map(|s| leaf_hash(&s.leaf.leaf)).collect();
-        let existing = match Store::existing_leaves(writer, self.log_id, &hashes).await {
+        let existing = match on_writer(Store::existing_leaves(writer, self.log_id, &hashes)).await {
             Ok(e) => e,
             // Nothing is written yet, so after a failed read the batch can safely go to a new
             // writer once: a connection dropped while idle costs no request an error.
@@ -815,7 +837,7 @@ impl Sequencer {
                 self.break_writer(&e);
                 let retried = match self.try_recover().await {
                     true => match self.writer.as_mut() {
-                        Some(w) => Store::existing_leaves(w, self.log_id, &hashes).await,
+                        Some(w) => on_writer(Store::existing_leaves(w, self.log_id, &hashes)).await,
                         None => Err(e),
                     },
                     false => Err(e),
@@ -824,7 +846,7 @@ impl Sequencer {
                     Ok(e) => e,
                     Err(e) => {
                         self.break_writer(&e);
-                        return fail_all(batch, e.into());
+                        return fail_all(batch, e);
                     }
                 }
             }
@@ -879,9 +901,7 @@ impl Sequencer {
                 head,
             };
             let committed = match self.writer.as_mut() {
-                Some(writer) => Store::commit_batch(writer, write)
-                    .await
-                    .map_err(EngineError::from),
+                Some(writer) => on_writer(Store::commit_batch(writer, write)).await,
                 None => Err(EngineError::WriterUnavailable("no writer".into())),
             };
             // The head is recorded outside the database before anyone can see it.
@@ -901,7 +921,7 @@ impl Sequencer {
             }
             self.frontier = frontier;
             if let Some(inner) = self.inner.upgrade() {
-                *inner.head.write().expect("tree head lock") = head;
+                inner.advance_head(head);
             }
         }
         metrics::histogram!("sigil_log_batch_size", "log" => self.log_name.clone())
