@@ -1100,20 +1100,66 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
         verified["witnesses"],
         serde_json::json!(["witness.test/w1"])
     );
+    // An attestation about the same file, logged at size 4, once the witness has seen it.
+    let predicate = work.path().join("predicate.json");
+    std::fs::write(&predicate, r#"{"release": "1.0"}"#).unwrap();
+    let token = dev_token(&issuer, "alice@example.com").await;
+    let out = sigil(&[
+        "attest-blob",
+        artifact.to_str().unwrap(),
+        "--predicate",
+        predicate.to_str().unwrap(),
+        "--server",
+        &a.url,
+        "--identity-token",
+        &token,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = sigil(&[
+            "verify-blob-attestation",
+            artifact.to_str().unwrap(),
+            "--server",
+            &a.url,
+            "--certificate-identity",
+            "alice@example.com",
+            "--certificate-oidc-issuer",
+            &issuer,
+            "--require-witnesses",
+            "1",
+            "--witness",
+            &vkey,
+        ]);
+        let said = String::from_utf8_lossy(&out.stderr).to_string();
+        if out.status.success() {
+            assert!(said.contains("Witnessed by witness.test/w1"), "{said}");
+            break;
+        }
+        assert!(
+            said.contains("does not cover this one") && std::time::Instant::now() < deadline,
+            "{said}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     let out = verify(&stranger.to_text());
     assert_eq!(out.status.code(), Some(1));
     let failure: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(failure["check"], "witnesses");
 
-    // Fork: the data dir copied at size 3, each copy then given its own entry.
+    // Fork: the data dir copied at size 4, each copy then given its own entry.
     a.stop();
     copy_dir(a_dir.path(), b_dir.path());
     let (a, _) = start_dev_in(a_dir.path(), &["--witness", &witness_flag]);
     submit(&a.url, "only-on-a").await;
-    wait_witnessed(a.url.clone(), 4).await;
+    wait_witnessed(a.url.clone(), 5).await;
     let (b, _) = start_dev_in(b_dir.path(), &["--witness", &witness_flag]);
     submit(&b.url, "only-on-b").await;
-    // The witness has cosigned size 4 of the other history: the fork's size 4 conflicts.
+    // The witness has cosigned size 5 of the other history: the fork's size 5 conflicts.
     let metrics_url = format!("{}/metrics", witness.url);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {

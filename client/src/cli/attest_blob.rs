@@ -14,7 +14,7 @@ use super::image::{
     usage,
 };
 use super::sign::{SigningArgs, load_signing_key, resolve_signing};
-use super::verify::{SignerPolicyArgs, TrustArgs, read_file};
+use super::verify::{SignerPolicyArgs, TrustArgs, WitnessPolicyArgs, read_file};
 use crate::sign::digest::sha256_file;
 use crate::sign::http_client;
 use crate::trust_source::load_trusted_root;
@@ -148,6 +148,8 @@ pub struct VerifyBlobAttestationArgs {
     pub signer: SignerPolicyArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub witnesses: WitnessPolicyArgs,
 }
 
 pub fn verify_blob_attestation(args: VerifyBlobAttestationArgs) -> u8 {
@@ -162,8 +164,10 @@ pub fn verify_blob_attestation(args: VerifyBlobAttestationArgs) -> u8 {
             .map_err(|e| failed(format!("{}: not a Sigstore bundle: {e}", path.display())))?;
         let artifact = read_file(&args.file, "file")?;
         let root = load_trusted_root(&args.trust.source().map_err(usage)?).map_err(usage)?;
-        let verified =
+        let mut verified =
             verify_bundle(&bundle, Artifact::Bytes(&artifact), &policy, &root).map_err(failed)?;
+        args.witnesses.check(&bundle, &root, &mut verified)?;
+        let witnesses = std::mem::take(&mut verified.witnesses);
         let (_, payload) = verified
             .dsse_payload
             .ok_or_else(|| failed("the bundle holds a plain signature, not an attestation"))?;
@@ -176,12 +180,15 @@ pub fn verify_blob_attestation(args: VerifyBlobAttestationArgs) -> u8 {
                 statement.predicate_type
             )));
         }
-        Ok(String::from_utf8_lossy(&payload).to_string())
+        Ok((String::from_utf8_lossy(&payload).to_string(), witnesses))
     })();
     match result {
-        Ok(statement) => {
+        Ok((statement, witnesses)) => {
             println!("{statement}");
             eprintln!("Verified OK");
+            if !witnesses.is_empty() {
+                eprintln!("Witnessed by {}", witnesses.join(", "));
+            }
             exit::OK
         }
         Err(f) => report_failure(f, false),
