@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, log_info,
+    ClientKey, Server, certificate_request, consistency_proof, fresh_postgres_database,
+    hash_from_hex, log_info,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -413,25 +414,7 @@ async fn postgres_restarted_under_load_loses_nothing_and_the_writer_comes_back()
 
 /// `POST /api/v2/signingCert` with a token from the --dev issuer and a proof of possession.
 async fn issue_certificate(http: &reqwest::Client, url: &str, issuer: &str) -> StatusCode {
-    use base64::Engine;
-    let email = "ops@example.com";
-    let token: Value = http
-        .get(format!("{issuer}/token?email={email}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = ClientKey::new();
-    let proof = base64::engine::general_purpose::STANDARD.encode(key.sign(email.as_bytes()));
-    let request = serde_json::json!({
-        "credentials": {"oidcIdentityToken": token["id_token"]},
-        "publicKeyRequest": {
-            "publicKey": {"algorithm": "ECDSA", "content": key.public_pem()},
-            "proofOfPossession": proof,
-        }
-    });
+    let request = certificate_request(http, issuer, "ops@example.com").await;
     let r = http
         .post(format!("{url}/api/v2/signingCert"))
         .json(&request)

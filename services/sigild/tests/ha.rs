@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    ClientKey, Server, consistency_proof, fresh_postgres_database, hash_from_hex, log_info,
+    ClientKey, Server, certificate_request, consistency_proof, fresh_postgres_database,
+    hash_from_hex, log_info,
 };
 use reqwest::StatusCode;
 use sigil_proto::merkle::{leaf_hash, verify_consistency, verify_inclusion};
@@ -66,25 +67,7 @@ async fn issue_until_ok(
     issuer: &str,
     start: usize,
 ) {
-    use base64::Engine;
-    let email = "ha@example.com";
-    let token: serde_json::Value = http
-        .get(format!("{issuer}/token?email={email}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = ClientKey::new();
-    let proof = base64::engine::general_purpose::STANDARD.encode(key.sign(email.as_bytes()));
-    let request = serde_json::json!({
-        "credentials": {"oidcIdentityToken": token["id_token"]},
-        "publicKeyRequest": {
-            "publicKey": {"algorithm": "ECDSA", "content": key.public_pem()},
-            "proofOfPossession": proof,
-        }
-    });
+    let request = certificate_request(http, issuer, "ha@example.com").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut attempt = start;
     loop {

@@ -342,3 +342,25 @@ pub async fn log_info(http: &reqwest::Client, url: &str) -> sigil_proto::rekor_v
         .await
         .unwrap()
 }
+
+/// A Fulcio v2 `signingCert` request for `email`: an ID token from the development issuer at
+/// `issuer` and a fresh key with its proof of possession over the email.
+pub async fn certificate_request(http: &reqwest::Client, issuer: &str, email: &str) -> Value {
+    let token: Value = http
+        .get(format!("{issuer}/token?email={email}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = ClientKey::new();
+    let proof = STANDARD.encode(key.sign(email.as_bytes()));
+    json!({
+        "credentials": {"oidcIdentityToken": token["id_token"]},
+        "publicKeyRequest": {
+            "publicKey": {"algorithm": "ECDSA", "content": key.public_pem()},
+            "proofOfPossession": proof,
+        }
+    })
+}
