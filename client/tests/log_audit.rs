@@ -1194,4 +1194,37 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     );
     // The honest copy is still witnessed.
     assert!(info_witnessed(&a.url, &vkey).status.success());
+    // A monitor that requires the witness: fine on the honest copy; the fork has nothing
+    // cosigned to show for its history.
+    let monitor_witnessed = |url: &str, state: &str| {
+        sigil(&[
+            "log",
+            "monitor",
+            "--server",
+            url,
+            "--state",
+            work.path().join(state).to_str().unwrap(),
+            "--once",
+            "--require-witnesses",
+            "1",
+            "--witness",
+            &vkey,
+            "--output",
+            "json",
+        ])
+    };
+    let out = monitor_witnessed(&a.url, "a.json");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = monitor_witnessed(&b.url, "b.json");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 valid cosignature(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -191,6 +191,14 @@ struct MonitorArgs {
     /// The CT log to read instead of the trusted root's (implies --ct).
     #[arg(long, value_name = "URL")]
     ct_url: Option<String>,
+    /// After each scan, also fetch the log's witnessed checkpoint, require N valid
+    /// cosignatures from the --witness keys, and check it lies on the history just read: a
+    /// log that shows its witnesses another history than this monitor fails the run.
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    require_witnesses: Option<usize>,
+    /// A witness to trust (`<name>+<key id>+<base64 key>`). Repeatable.
+    #[arg(long = "witness", value_name = "VKEY")]
+    witnesses: Vec<String>,
     /// Another view of the log to compare with after each scan: another monitor's state file
     /// or a checkpoint saved by `sigil log info`. A different history (a split view) fails
     /// the run. Repeatable.
@@ -552,6 +560,7 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
                 .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?,
         ),
     };
+    let trusted_witnesses = crate::witness::parse_keys(&args.witnesses).map_err(usage)?;
     let stats = std::sync::Arc::new(std::sync::Mutex::new(MonitorMetrics::default()));
     if let Some(addr) = args.metrics_listen {
         let bound = metrics::serve(addr, stats.clone())
@@ -654,6 +663,32 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
                 &note,
             ))
             .map_err(|e| failed(format!("compared with {}: {e}", peer.display())))?;
+        }
+        if let Some(required) = args.require_witnesses {
+            let witnessed = rt.block_on(crate::witness::fetch_witnessed(
+                &http,
+                &url,
+                &root.tlogs,
+                &trusted_witnesses,
+                required,
+            ));
+            match witnessed {
+                Ok(w) => rt
+                    .block_on(crate::monitor::compare_with_peer(
+                        &http,
+                        &url,
+                        &root.tlogs,
+                        &result.checkpoint,
+                        &w.checkpoint.note,
+                    ))
+                    .map_err(|e| failed(format!("compared with the witnessed checkpoint: {e}")))?,
+                // Following, a log whose witnesses have not answered yet is looked at again
+                // at the next scan; --once reports it.
+                Err(e @ AuditError::Witnesses { .. }) if !args.once => {
+                    eprintln!("{e}; looking again at the next scan");
+                }
+                Err(e) => return Err(failed(format!("witnesses: {e}"))),
+            }
         }
         // The state moves only after the findings up to it are out.
         let text = serde_json::to_vec_pretty(&result.state).map_err(failed)?;
