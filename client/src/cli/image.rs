@@ -85,10 +85,7 @@ pub(crate) fn parse_image(s: &str) -> Result<ImageRef, Failure> {
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("cannot start the async runtime: {e}")))
+    super::current_thread_runtime().map_err(usage)
 }
 
 pub(crate) fn registry(args: &RegistryArgs) -> Result<Registry, Failure> {

@@ -76,6 +76,15 @@ pub mod exit {
     pub const USAGE: u8 = 2;
 }
 
+/// The single-threaded runtime a command runs its network work on; the error says why it
+/// could not start.
+pub(crate) fn current_thread_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {

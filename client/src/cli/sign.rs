@@ -255,10 +255,7 @@ fn load_server_trust_config(server: &ServerUrl) -> Result<ClientTrustConfig, Str
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| usage(format!("cannot start the async runtime: {e}")))
+    super::current_thread_runtime().map_err(usage)
 }
 
 fn write_bundle(path: &Path, signed: &SignedBundle) -> Result<(), Failure> {

@@ -87,10 +87,7 @@ impl WitnessPolicyArgs {
             .ok_or_else(|| {
                 VerifyError::Witnesses("the bundle has no checkpoint to compare".into())
             })?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::Usage(format!("cannot start the async runtime: {e}")))?;
+        let rt = super::current_thread_runtime().map_err(Failure::Usage)?;
         let http = crate::sign::http_client();
         let witnessed = rt
             .block_on(crate::witness::check_covered(
