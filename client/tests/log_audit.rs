@@ -273,36 +273,13 @@ async fn info_get_and_consistency_are_verified_against_the_trusted_root() {
 /// log's page of 1,000.
 #[tokio::test]
 async fn search_follows_every_page() {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use sha2::Digest;
-
     let (stack, _issuer) = Stack::start_dev();
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
-    let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
-    spki.extend_from_slice(key.public_key().as_ref());
-    let pem = format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        STANDARD.encode(&spki)
-    );
+    let signer = KeyedSigner::new();
+    let pem = signer.pem.clone();
     let http = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..1001 {
-        let artifact = format!("paged artifact {i}");
-        let body = serde_json::json!({
-            "apiVersion": "0.0.1", "kind": "hashedrekord",
-            "spec": {
-                "signature": {
-                    "content": STANDARD.encode(key.sign(&rng, artifact.as_bytes()).unwrap()),
-                    "publicKey": {"content": STANDARD.encode(&pem)}
-                },
-                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha2::Sha256::digest(artifact.as_bytes()))}}
-            }
-        });
+        let body = signer.hashedrekord(&format!("paged artifact {i}"));
         let (http, url) = (http.clone(), stack.url.clone());
         tasks.spawn(async move {
             let r = http
