@@ -364,3 +364,40 @@ pub async fn certificate_request(http: &reqwest::Client, issuer: &str, email: &s
         }
     })
 }
+
+/// Every acknowledged entry is still there (at the index it was given, when `Some`), and every
+/// head in `old` is a prefix of the current tree. Returns the current head.
+pub async fn assert_log_kept(
+    http: &reqwest::Client,
+    url: &str,
+    acked: &[(String, Option<u64>)],
+    old: &[sigil_proto::rekor_v1::LogInfo],
+) -> sigil_proto::rekor_v1::LogInfo {
+    for (id, index) in acked {
+        let r = http
+            .get(format!("{url}/api/v1/log/entries/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged entry {id} is gone");
+        if let Some(index) = index {
+            let map: sigil_proto::rekor_v1::LogEntryMap = r.json().await.unwrap();
+            assert_eq!(map[id].log_index, *index, "entry {id} moved");
+        }
+    }
+    let now = log_info(http, url).await;
+    let new_root = hash_from_hex(&now.root_hash);
+    // An empty tree is a prefix of every tree; the API takes no proof from size 0.
+    for head in old.iter().filter(|h| h.tree_size > 0) {
+        let (_, proof) = consistency_proof(http, url, head.tree_size, now.tree_size).await;
+        sigil_proto::merkle::verify_consistency(
+            head.tree_size,
+            now.tree_size,
+            &hash_from_hex(&head.root_hash),
+            &new_root,
+            &proof,
+        )
+        .expect("an earlier head is a prefix of the current tree");
+    }
+    now
+}
