@@ -22,11 +22,49 @@ pub struct Witnessed {
     pub witnesses: Vec<String>,
 }
 
-/// Parses `--witness` verifier keys.
-pub fn parse_keys(texts: &[String]) -> Result<Vec<VerifierKey>, String> {
+/// Where the witnesses a verifier trusts are listed when no `--witness` is given: one verifier
+/// key per line, `#` starting a comment. (Sigstore's trust config has no place for them, and
+/// its parsers refuse unknown fields.)
+pub const WITNESSES_FILE: &str = "~/.config/sigil/witnesses";
+
+/// The witnesses to trust: `--witness` keys if any, else `$SIGIL_WITNESS_KEYS`
+/// (whitespace-separated), else the lines of [`WITNESSES_FILE`]. An error when `required` > 0
+/// and none are found anywhere.
+pub fn trusted_keys(flags: &[String], required: usize) -> Result<Vec<VerifierKey>, String> {
+    let (texts, from): (Vec<String>, String) = if !flags.is_empty() {
+        (flags.to_vec(), "--witness".into())
+    } else if let Some(env) = std::env::var("SIGIL_WITNESS_KEYS")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        (
+            env.split_whitespace().map(str::to_string).collect(),
+            "SIGIL_WITNESS_KEYS".into(),
+        )
+    } else {
+        let path = std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".config/sigil/witnesses"));
+        let text = path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        (
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or_default().trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            WITNESSES_FILE.into(),
+        )
+    };
+    if required > 0 && texts.is_empty() {
+        return Err(format!(
+            "{required} witness(es) required but no witness keys given: use --witness, set \
+             SIGIL_WITNESS_KEYS, or list them in {WITNESSES_FILE}"
+        ));
+    }
     texts
         .iter()
-        .map(|t| VerifierKey::parse(t).map_err(|e| format!("--witness {t}: {e}")))
+        .map(|t| VerifierKey::parse(t).map_err(|e| format!("{from}: {t}: {e}")))
         .collect()
 }
 

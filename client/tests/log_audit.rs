@@ -1022,6 +1022,42 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     };
     let seen = wait_witnessed(a.url.clone(), 2).await;
     assert_eq!(seen["witnesses"], serde_json::json!(["witness.test/w1"]));
+    // Without --witness the keys come from $SIGIL_WITNESS_KEYS, else ~/.config/sigil/witnesses.
+    let home = tempfile::tempdir().unwrap();
+    let info_from = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sigil"));
+        command
+            .args([
+                "log",
+                "info",
+                "--server",
+                &a.url,
+                "--require-witnesses",
+                "1",
+            ])
+            .env_remove("SIGIL_WITNESS_KEYS")
+            .env("HOME", home.path());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let out = info_from(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SIGIL_WITNESS_KEYS"));
+    assert!(info_from(&[("SIGIL_WITNESS_KEYS", &vkey)]).status.success());
+    std::fs::create_dir_all(home.path().join(".config/sigil")).unwrap();
+    std::fs::write(
+        home.path().join(".config/sigil/witnesses"),
+        format!("# our witness\n{vkey}\n"),
+    )
+    .unwrap();
+    let out = info_from(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A witness key the verifier does not trust is no witness.
     let stranger = sigil_proto::witness::VerifierKey::new(

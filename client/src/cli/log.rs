@@ -89,10 +89,11 @@ struct InfoArgs {
     save_checkpoint: Option<PathBuf>,
     /// Also require the log's newest witnessed checkpoint to carry valid cosignatures from at
     /// least N of the --witness keys, and the current checkpoint to extend it.
-    #[arg(long, value_name = "N", requires = "witnesses")]
+    #[arg(long, value_name = "N")]
     require_witnesses: Option<usize>,
     /// A witness to trust: its verifier key, `<name>+<key id>+<base64 key>` (a sigild
-    /// witness serves it at /witness/vkey). Repeatable.
+    /// witness serves it at /witness/vkey). Repeatable. Without it: $SIGIL_WITNESS_KEYS, else
+    /// the keys listed in ~/.config/sigil/witnesses.
     #[arg(long = "witness", value_name = "VKEY")]
     witnesses: Vec<String>,
 }
@@ -194,9 +195,10 @@ struct MonitorArgs {
     /// After each scan, also fetch the log's witnessed checkpoint, require N valid
     /// cosignatures from the --witness keys, and check it lies on the history just read: a
     /// log that shows its witnesses another history than this monitor fails the run.
-    #[arg(long, value_name = "N", requires = "witnesses")]
+    #[arg(long, value_name = "N")]
     require_witnesses: Option<usize>,
-    /// A witness to trust (`<name>+<key id>+<base64 key>`). Repeatable.
+    /// A witness to trust (`<name>+<key id>+<base64 key>`). Repeatable. Without it:
+    /// $SIGIL_WITNESS_KEYS, else the keys listed in ~/.config/sigil/witnesses.
     #[arg(long = "witness", value_name = "VKEY")]
     witnesses: Vec<String>,
     /// Another view of the log to compare with after each scan: another monitor's state file
@@ -260,7 +262,9 @@ fn audit_failure(e: AuditError) -> Failure {
 
 fn info(args: InfoArgs) -> Result<(), Failure> {
     let (root, url) = resolve(&args.target)?;
-    let trusted_witnesses = crate::witness::parse_keys(&args.witnesses).map_err(usage)?;
+    let trusted_witnesses =
+        crate::witness::trusted_keys(&args.witnesses, args.require_witnesses.unwrap_or(0))
+            .map_err(usage)?;
     let http = crate::sign::http_client();
     let rt = runtime()?;
     let (info, verified) = rt
@@ -560,7 +564,9 @@ fn monitor(args: MonitorArgs) -> Result<u8, Failure> {
                 .map_err(|e| usage(format!("cannot open {}: {e}", path.display())))?,
         ),
     };
-    let trusted_witnesses = crate::witness::parse_keys(&args.witnesses).map_err(usage)?;
+    let trusted_witnesses =
+        crate::witness::trusted_keys(&args.witnesses, args.require_witnesses.unwrap_or(0))
+            .map_err(usage)?;
     let stats = std::sync::Arc::new(std::sync::Mutex::new(MonitorMetrics::default()));
     if let Some(addr) = args.metrics_listen {
         let bound = metrics::serve(addr, stats.clone())

@@ -57,10 +57,11 @@ pub struct VerifyBlobArgs {
 pub struct WitnessPolicyArgs {
     /// Also require the log's witnessed checkpoint to carry valid cosignatures from at least
     /// N of the --witness keys and to extend the bundle's checkpoint (asks the log online).
-    #[arg(long, value_name = "N", requires = "witnesses")]
+    #[arg(long, value_name = "N")]
     pub require_witnesses: Option<usize>,
     /// A witness to trust: `<name>+<key id>+<base64 key>` (a sigild witness serves it at
-    /// /witness/vkey). Repeatable.
+    /// /witness/vkey). Repeatable. Without it: $SIGIL_WITNESS_KEYS, else the keys listed in
+    /// ~/.config/sigil/witnesses.
     #[arg(long = "witness", value_name = "VKEY")]
     pub witnesses: Vec<String>,
 }
@@ -76,7 +77,8 @@ impl WitnessPolicyArgs {
         let Some(required) = self.require_witnesses else {
             return Ok(());
         };
-        let trusted = crate::witness::parse_keys(&self.witnesses).map_err(Failure::Usage)?;
+        let trusted =
+            crate::witness::trusted_keys(&self.witnesses, required).map_err(Failure::Usage)?;
         let checkpoint = bundle
             .verification_material
             .tlog_entries
