@@ -93,7 +93,7 @@ pub async fn scan(
             }
             let leaf = b64(&entry.leaf_input).ok_or_else(|| entry_error(index, "leaf_input"))?;
             frontier.push_hash(leaf_hash(&leaf), &mut |_, _| {});
-            if rules.is_empty() {
+            if !rules.judges_certificates() {
                 continue;
             }
             let extra = b64(&entry.extra_data).ok_or_else(|| entry_error(index, "extra_data"))?;

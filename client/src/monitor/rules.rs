@@ -223,6 +223,16 @@ impl Rules {
             && self.repeated_digest.is_none()
     }
 
+    /// Whether any rule judges a certificate on its own (see [`Rules::check_certificate`]).
+    pub fn judges_certificates(&self) -> bool {
+        let w = &self.watch;
+        !(w.identities.is_empty()
+            && w.issuers.is_empty()
+            && w.repositories.is_empty()
+            && self.expected_signers.is_empty()
+            && self.signing_hours.is_none())
+    }
+
     /// Applies every rule to the entry at `index`, in a fixed order.
     pub fn check(
         &self,

@@ -349,3 +349,11 @@ fn the_rules_file_in_the_auditing_guide_is_accepted() {
     assert_eq!(rules.expected_signers.len(), 2);
     assert!(rules.signing_hours.is_some() && rules.burst.is_some());
 }
+
+#[test]
+fn only_signer_rules_make_certificates_worth_decoding() {
+    assert!(!rules(r#"{"burst": {"count": 2, "minutes": 1}}"#).judges_certificates());
+    assert!(!rules(r#"{"watch": {"digests": ["aa"]}}"#).judges_certificates());
+    assert!(rules(r#"{"watch": {"issuers": ["i"]}}"#).judges_certificates());
+    assert!(rules(r#"{"signingHours": {"from": "08:00", "to": "18:00"}}"#).judges_certificates());
+}
