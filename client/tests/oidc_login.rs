@@ -541,7 +541,9 @@ async fn interactive_login_uses_the_servers_issuer_and_the_dev_login_page() {
 
     let status = child.wait().unwrap();
     assert!(status.success(), "sign-blob failed after the login");
-    let rest: Vec<String> = lines_rx.try_iter().collect();
+    // The reader thread may not have passed on the last lines when the process exits; it
+    // ends at the pipe's end of file, which closes the channel.
+    let rest: Vec<String> = lines_rx.iter().collect();
     assert!(
         rest.iter()
             .any(|l| l.contains("Signed by dana@example.com")),
