@@ -261,6 +261,9 @@ pub struct CheckedEntry {
     pub public_key_sha256: Option<String>,
     /// Tree size of the checkpoint the inclusion proof was checked against.
     pub proven_in_tree_size: u64,
+    /// That checkpoint, as the log signed it.
+    #[serde(skip)]
+    pub checkpoint: Option<String>,
 }
 
 pub async fn get_entry(
@@ -325,6 +328,10 @@ pub fn check_entry(
             .as_ref()
             .map(|p| p.tree_size)
             .unwrap_or_default(),
+        checkpoint: tle
+            .inclusion_proof
+            .and_then(|p| p.checkpoint)
+            .map(|c| c.envelope),
     })
 }
 

@@ -6,8 +6,8 @@ use sigil_proto::checkpoint::SignedNote;
 use sigil_proto::trust::TransparencyLogInstance;
 use sigil_proto::witness::{VerifierKey, cosigned_message, split_cosignature};
 
-use crate::audit::{self, AuditError, VerifiedCheckpoint};
-use crate::verify::PublicKey;
+use crate::audit::{self, AuditError, EntryRef, VerifiedCheckpoint};
+use crate::verify::{LoggedAt, PublicKey};
 
 /// SPKI DER prefix of an Ed25519 public key (RFC 8410), followed by the 32 key bytes.
 const ED25519_SPKI_PREFIX: [u8; 12] = [
@@ -160,6 +160,42 @@ pub async fn check_covered(
     }
     audit::prove_extends(http, rekor_url, old, new).await?;
     Ok(witnessed)
+}
+
+/// Whether the log's witnessed checkpoint covers a verified entry: through the checkpoint its
+/// inclusion proof ended in, or, for an entry the log only promised to include (cosign's
+/// legacy layers), through the inclusion proof the log gives now for that index, which must
+/// be for the very leaf that was verified.
+pub async fn check_logged(
+    http: &reqwest::Client,
+    log_url: &str,
+    log_index: u64,
+    logged_at: &LoggedAt,
+    tlogs: &[TransparencyLogInstance],
+    trusted: &[VerifierKey],
+    required: usize,
+) -> Result<Witnessed, AuditError> {
+    let fetched;
+    let checkpoint = match &logged_at.checkpoint {
+        Some(c) => c,
+        None => {
+            let entry = audit::get_entry(http, log_url, &EntryRef::Index(log_index), tlogs).await?;
+            let leaf = hex::encode(logged_at.leaf_hash);
+            if !entry.uuid.ends_with(&leaf) {
+                return Err(AuditError::Entry(format!(
+                    "the log's entry {log_index} is {}, not the verified entry {leaf}",
+                    entry.uuid
+                )));
+            }
+            fetched = entry.checkpoint.ok_or_else(|| {
+                AuditError::Entry(format!(
+                    "the log gave no checkpoint with entry {log_index}'s inclusion proof"
+                ))
+            })?;
+            &fetched
+        }
+    };
+    check_covered(http, log_url, tlogs, trusted, required, checkpoint).await
 }
 
 #[cfg(test)]

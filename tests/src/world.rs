@@ -55,6 +55,11 @@ impl World {
     pub async fn start() -> World {
         let idp = OidcProvider::start();
         let stack = Stack::start(idp.issuer_url());
+        World::around(idp, stack).await
+    }
+
+    /// A world around a sigild the caller started (trusting `idp`'s issuer).
+    pub async fn around(idp: OidcProvider, stack: Stack) -> World {
         let dir = tempfile::tempdir().unwrap();
         let tc_path = stack.trust_config_file(dir.path()).await;
         let tc: serde_json::Value =

@@ -166,7 +166,7 @@ pub fn verify_blob_attestation(args: VerifyBlobAttestationArgs) -> u8 {
         let root = load_trusted_root(&args.trust.source().map_err(usage)?).map_err(usage)?;
         let mut verified =
             verify_bundle(&bundle, Artifact::Bytes(&artifact), &policy, &root).map_err(failed)?;
-        args.witnesses.check(&bundle, &root, &mut verified)?;
+        args.witnesses.check(&root, &mut verified)?;
         let witnesses = std::mem::take(&mut verified.witnesses);
         let (_, payload) = verified
             .dsse_payload

@@ -8,14 +8,19 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, ValueEnum};
 use serde_json::{Value, json};
 use sigil_proto::cosign;
+use sigil_proto::trust::TrustedRoot;
 
 use super::exit;
 use super::login::identity_token;
 use super::registry_args::RegistryArgs;
 use super::sign::{self as sign_cli, Resolved, SigningArgs, keyless_services, resolve_signing};
-use super::verify::{self as verify_cli, SignerPolicyArgs, TrustArgs};
+use super::verify::{
+    self as verify_cli, RequiredWitnesses, SignerPolicyArgs, TrustArgs, WitnessPolicyArgs,
+};
 use crate::image::sign::{Layout, Publish, SignedImage, attest_image, sign_image};
-use crate::image::verify::{Expect, ImagePolicy, ImageVerification, cosign_payload, verify_image};
+use crate::image::verify::{
+    Expect, ImagePolicy, ImageVerification, Rejected, cosign_payload, verify_image,
+};
 use crate::image::{ImageSigner, Target, resolve, resolve_recursive};
 use crate::keys::SigningKey;
 use crate::oci::{ImageRef, Registry};
@@ -504,11 +509,19 @@ The verified payloads are printed on stdout as JSON (as cosign does); the checks
 Exit 0 when at least one signature satisfies the policy; otherwise exit 1 with \"no matching
 signatures\" and, for each candidate, why it failed.
 
+--require-witnesses N also asks the log (online) for its witnessed checkpoint and keeps only
+signatures whose log entry it covers, cosigned by N of the --witness keys. A legacy signature
+carries only the log's promise, so its inclusion proof is fetched from the log by index and
+must be for the very entry the promise signed.
+
 Examples:
   sigil verify registry.example.com/app@sha256:4f2c... --server https://sigil.example.com \\
       --certificate-identity-regexp '^https://github.com/acme/app/' \\
       --certificate-oidc-issuer https://token.actions.githubusercontent.com
   sigil verify registry.example.com/app:v1 --key cosign.pub --trusted-root trusted_root.json -a env=prod
+  sigil verify registry.example.com/app@sha256:4f2c... --server https://sigil.example.com \\
+      --certificate-identity release@example.com --certificate-oidc-issuer https://issuer.example \\
+      --require-witnesses 1 --witness 'witness.example/w1+6e2f1a9c+AaBb...'
 
 Exit codes: 0 verified, 1 no matching signature (or the image cannot be read), 2 usage error.";
 
@@ -523,6 +536,8 @@ pub struct VerifyArgs {
     /// An annotation the signature must carry (key=value, repeatable).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
+    #[command(flatten)]
+    pub witnesses: WitnessPolicyArgs,
     #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]
@@ -561,6 +576,8 @@ pub struct VerifyAttestationArgs {
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     #[command(flatten)]
+    pub witnesses: WitnessPolicyArgs,
+    #[command(flatten)]
     pub trust: TrustArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -571,34 +588,74 @@ pub struct VerifyAttestationArgs {
 struct Checked {
     verification: ImageVerification,
     expect: Expect,
+    /// `--require-witnesses N`.
+    witnesses_required: Option<usize>,
 }
 
-fn run_verify(
-    image: &str,
-    signer: &SignerPolicyArgs,
-    annotations: &[String],
-    trust: &TrustArgs,
-    registry_args: &RegistryArgs,
-    expect: Expect,
-) -> Result<Checked, Failure> {
-    let image = parse_image(image)?;
+/// What `verify` and `verify-attestation` share.
+struct VerifyRequest<'a> {
+    image: &'a str,
+    signer: &'a SignerPolicyArgs,
+    annotations: &'a [String],
+    trust: &'a TrustArgs,
+    witnesses: &'a WitnessPolicyArgs,
+    registry: &'a RegistryArgs,
+}
+
+fn run_verify(request: VerifyRequest<'_>, expect: Expect) -> Result<Checked, Failure> {
+    let image = parse_image(request.image)?;
     let policy = ImagePolicy {
-        signer: signer.policy()?,
-        annotations: parse_annotations(annotations)?,
+        signer: request.signer.policy()?,
+        annotations: parse_annotations(request.annotations)?,
     };
-    let root = load_trusted_root(&trust.source().map_err(usage)?).map_err(usage)?;
+    let witnesses = request.witnesses.required().map_err(Failure::from)?;
+    let root = load_trusted_root(&request.trust.source().map_err(usage)?).map_err(usage)?;
     let verifier = Verifier::new(&root).map_err(failed)?;
-    let registry = registry(registry_args)?;
+    let registry = registry(request.registry)?;
     let verification = runtime()?.block_on(async {
         let target = resolve(&registry, &image).await.map_err(failed)?;
-        verify_image(&registry, &target, &policy, &expect, &verifier)
+        let mut verification = verify_image(&registry, &target, &policy, &expect, &verifier)
             .await
-            .map_err(failed)
+            .map_err(failed)?;
+        if let Some(witnesses) = witnesses {
+            require_witnesses(&mut verification, &witnesses, &root).await;
+        }
+        Ok::<_, Failure>(verification)
     })?;
     Ok(Checked {
         verification,
         expect,
+        witnesses_required: request.witnesses.require_witnesses,
     })
+}
+
+/// Moves to the rejected every verified attachment whose log entry the witnesses have not
+/// seen (asking its log online).
+async fn require_witnesses(
+    verification: &mut ImageVerification,
+    witnesses: &RequiredWitnesses,
+    root: &TrustedRoot,
+) {
+    let http = crate::sign::http_client();
+    let mut kept = Vec::new();
+    for mut a in std::mem::take(&mut verification.verified) {
+        match witnesses
+            .check(&http, root, &a.log_url, a.log_index, &a.logged_at)
+            .await
+        {
+            Ok(names) => {
+                a.witnesses = names;
+                kept.push(a);
+            }
+            Err(reason) => verification.rejected.push(Rejected {
+                layout: a.layout,
+                origin: a.origin,
+                check: "witnesses",
+                reason: format!("witnesses: {reason}"),
+            }),
+        }
+    }
+    verification.verified = kept;
 }
 
 fn describe_signer(s: &VerifiedSigner) -> String {
@@ -648,9 +705,14 @@ fn print_checks(c: &Checked, what: &str) {
     if let Expect::Attestations { .. } = c.expect {
         eprintln!("  - the predicate type is the one asked for");
     }
+    if let Some(n) = c.witnesses_required {
+        eprintln!(
+            "  - at least {n} trusted witness(es) cosigned a checkpoint of the log that covers the entry"
+        );
+    }
     for a in &v.verified {
         eprintln!(
-            "OK   {} ({}): {} signed by {}, log entry {}{}",
+            "OK   {} ({}): {} signed by {}, log entry {}{}{}",
             a.origin,
             a.layout,
             a.predicate_type,
@@ -660,6 +722,11 @@ fn print_checks(c: &Checked, what: &str) {
                 crate::verify::Inclusion::Proof => "",
                 crate::verify::Inclusion::Promise =>
                     " (log promise; legacy layout carries no inclusion proof)",
+            },
+            if a.witnesses.is_empty() {
+                String::new()
+            } else {
+                format!(", witnessed by {}", a.witnesses.join(", "))
             }
         );
     }
@@ -712,11 +779,14 @@ fn report_verified(
 
 pub fn verify(args: VerifyArgs) -> u8 {
     let result = run_verify(
-        &args.image,
-        &args.signer,
-        &args.annotations,
-        &args.trust,
-        &args.registry,
+        VerifyRequest {
+            image: &args.image,
+            signer: &args.signer,
+            annotations: &args.annotations,
+            trust: &args.trust,
+            witnesses: &args.witnesses,
+            registry: &args.registry,
+        },
         Expect::Signatures,
     );
     report_verified(result, args.output, "signatures", |c| {
@@ -741,11 +811,14 @@ pub(crate) fn expected_predicate(type_name: &str) -> Result<Option<String>, Fail
 pub fn verify_attestation(args: VerifyAttestationArgs) -> u8 {
     let result = expected_predicate(&args.predicate_type).and_then(|predicate_type| {
         run_verify(
-            &args.image,
-            &args.signer,
-            &args.annotations,
-            &args.trust,
-            &args.registry,
+            VerifyRequest {
+                image: &args.image,
+                signer: &args.signer,
+                annotations: &args.annotations,
+                trust: &args.trust,
+                witnesses: &args.witnesses,
+                registry: &args.registry,
+            },
             Expect::Attestations { predicate_type },
         )
     });

@@ -67,42 +67,68 @@ pub struct WitnessPolicyArgs {
 }
 
 impl WitnessPolicyArgs {
-    /// Checks `verified` (from `bundle`) against the witnesses, if any are required.
+    /// The witnesses to require, or `None` when the caller asked for none.
+    pub(crate) fn required(&self) -> Result<Option<RequiredWitnesses>, Failure> {
+        let Some(count) = self.require_witnesses else {
+            return Ok(None);
+        };
+        let keys = crate::witness::trusted_keys(&self.witnesses, count).map_err(Failure::Usage)?;
+        Ok(Some(RequiredWitnesses { count, keys }))
+    }
+
+    /// Checks `verified` against the witnesses, if any are required.
     pub(crate) fn check(
         &self,
-        bundle: &Bundle,
         root: &sigil_proto::trust::TrustedRoot,
         verified: &mut VerifiedBundle,
     ) -> Result<(), Failure> {
-        let Some(required) = self.require_witnesses else {
+        let Some(required) = self.required()? else {
             return Ok(());
         };
-        let trusted =
-            crate::witness::trusted_keys(&self.witnesses, required).map_err(Failure::Usage)?;
-        let checkpoint = bundle
-            .verification_material
-            .tlog_entries
-            .first()
-            .and_then(|e| e.inclusion_proof.as_ref())
-            .and_then(|p| p.checkpoint.as_ref())
-            .map(|c| c.envelope.clone())
-            .ok_or_else(|| {
-                VerifyError::Witnesses("the bundle has no checkpoint to compare".into())
-            })?;
         let rt = super::current_thread_runtime().map_err(Failure::Usage)?;
         let http = crate::sign::http_client();
-        let witnessed = rt
-            .block_on(crate::witness::check_covered(
+        verified.witnesses = rt
+            .block_on(required.check(
                 &http,
+                root,
                 &verified.log_url,
-                &root.tlogs,
-                &trusted,
-                required,
-                &checkpoint,
+                verified.log_index,
+                &verified.logged_at,
             ))
-            .map_err(|e| VerifyError::Witnesses(e.to_string()))?;
-        verified.witnesses = witnessed.witnesses;
+            .map_err(VerifyError::Witnesses)?;
         Ok(())
+    }
+}
+
+/// `--require-witnesses N` with the keys of the witnesses to trust.
+pub(crate) struct RequiredWitnesses {
+    count: usize,
+    keys: Vec<sigil_proto::witness::VerifierKey>,
+}
+
+impl RequiredWitnesses {
+    /// The names of the trusted witnesses whose cosigned checkpoint covers the entry at
+    /// `log_index`, or why there are fewer than required.
+    pub(crate) async fn check(
+        &self,
+        http: &reqwest::Client,
+        root: &sigil_proto::trust::TrustedRoot,
+        log_url: &str,
+        log_index: u64,
+        logged_at: &crate::verify::LoggedAt,
+    ) -> Result<Vec<String>, String> {
+        crate::witness::check_logged(
+            http,
+            log_url,
+            log_index,
+            logged_at,
+            &root.tlogs,
+            &self.keys,
+            self.count,
+        )
+        .await
+        .map(|w| w.witnesses)
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -353,7 +379,7 @@ fn run_verify_blob(args: &VerifyBlobArgs) -> Result<VerifiedBundle, Failure> {
     let root = load_trusted_root(&source).map_err(|e| Failure::Usage(e.to_string()))?;
     let bytes = read_file(&args.file, "artifact")?;
     let mut verified = verify_bundle(&bundle, Artifact::Bytes(&bytes), &policy, &root)?;
-    args.witnesses.check(&bundle, &root, &mut verified)?;
+    args.witnesses.check(&root, &mut verified)?;
     Ok(verified)
 }
 

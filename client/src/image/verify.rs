@@ -26,7 +26,7 @@ use crate::oci::registry::ReferrersSource;
 use crate::oci::{Registry, RegistryError};
 use crate::verify::keys::decode_pem;
 use crate::verify::{
-    Artifact, Inclusion, Policy, VerifiedBundle, VerifiedSigner, Verifier, VerifyError,
+    Artifact, Inclusion, LoggedAt, Policy, VerifiedBundle, VerifiedSigner, Verifier, VerifyError,
     VerifyOptions,
 };
 
@@ -60,9 +60,15 @@ pub struct VerifiedAttachment {
     pub log_url: String,
     pub log_index: u64,
     pub inclusion: Inclusion,
+    /// With --require-witnesses: the trusted witnesses whose cosigned checkpoint covers the
+    /// log entry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<String>,
     /// The verified in-toto statement (DSSE), as signed.
     #[serde(skip)]
     pub statement: Option<Value>,
+    #[serde(skip)]
+    pub logged_at: LoggedAt,
 }
 
 /// A candidate that did not satisfy the policy, and why.
@@ -202,7 +208,7 @@ pub fn verify_discovered(
     };
     for outcome in outcomes {
         match outcome {
-            Outcome::Verified(v) => result.verified.push(v),
+            Outcome::Verified(v) => result.verified.push(*v),
             Outcome::Rejected(r) => result.rejected.push(r),
         }
     }
@@ -215,7 +221,7 @@ enum Candidate<'a> {
 }
 
 enum Outcome {
-    Verified(VerifiedAttachment),
+    Verified(Box<VerifiedAttachment>),
     Rejected(Rejected),
 }
 
@@ -253,7 +259,7 @@ impl Candidate<'_> {
             Ok(mut v) => {
                 v.layout = layout;
                 v.origin = origin;
-                Outcome::Verified(v)
+                Outcome::Verified(Box::new(v))
             }
             Err(e) => Outcome::Rejected(Rejected {
                 layout,
@@ -287,7 +293,9 @@ fn attachment(
         log_url: v.log_url,
         log_index: v.log_index,
         inclusion: v.inclusion,
+        witnesses: v.witnesses,
         statement,
+        logged_at: v.logged_at,
     }
 }
 

@@ -112,6 +112,18 @@ pub struct VerifiedBundle {
     /// For DSSE bundles: the verified payload type and payload.
     #[serde(skip)]
     pub dsse_payload: Option<(String, Vec<u8>)>,
+    /// What ties the verified entry to the log's tree, for checks made online later.
+    #[serde(skip)]
+    pub logged_at: LoggedAt,
+}
+
+/// A verified log entry's place in its log's tree: its leaf hash, and the signed checkpoint
+/// its inclusion proof was checked against (none when the log only promised inclusion, as
+/// in cosign's legacy layers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedAt {
+    pub leaf_hash: [u8; 32],
+    pub checkpoint: Option<String>,
 }
 
 /// A trusted root with its certificates parsed once, for verifying many bundles.
@@ -206,6 +218,14 @@ fn verify_with(
     } else {
         Inclusion::Promise
     };
+    let logged_at = LoggedAt {
+        leaf_hash: sigil_proto::merkle::leaf_hash(&entry.canonicalized_body),
+        checkpoint: entry
+            .inclusion_proof
+            .as_ref()
+            .and_then(|p| p.checkpoint.as_ref())
+            .map(|c| c.envelope.clone()),
+    };
 
     let (key, body_signer) = match &signer {
         SignerKey::Certificate(leaf) => (&leaf.key, body::Signer::Certificate(&leaf.der)),
@@ -223,6 +243,7 @@ fn verify_with(
         inclusion,
         witnesses: Vec::new(),
         dsse_payload,
+        logged_at,
     })
 }
 
