@@ -78,15 +78,36 @@ impl Cosigner {
         })
     }
 
-    /// Sends each new checkpoint to the witnesses, forever.
+    /// Sends each new checkpoint to the witnesses, forever, when this node sequences the log;
+    /// on every node, serves the newest cosigned checkpoint recorded in the database.
     pub async fn run(self: Arc<Self>) {
         let mut done = None;
         loop {
+            self.refresh().await;
             let head = self.log.engine().tree_head();
-            if done != Some(head.size) && self.round(&head).await {
+            // Followers leave the asking to the leader: their head lags, and two nodes asking
+            // at once only earn each other 409s.
+            if self.log.engine().is_leader() && done != Some(head.size) && self.round(&head).await {
                 done = Some(head.size);
             }
             tokio::time::sleep(COSIGN_INTERVAL).await;
+        }
+    }
+
+    /// Takes the database's cosigned checkpoint when it is at least as new as the one held.
+    pub async fn refresh(&self) {
+        match self.log.engine().cosigned_checkpoint().await {
+            Ok(Some((size, note))) => self.hold(size, note.into()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the cosigned checkpoint"),
+        }
+    }
+
+    fn hold(&self, size: u64, note: Arc<str>) {
+        let mut latest = self.latest.lock().expect("cosigner lock");
+        if latest.as_ref().is_none_or(|(held, _)| *held <= size) {
+            *latest = Some((size, note));
+            metrics::gauge!("sigil_log_witnessed_size").set(size as f64);
         }
     }
 
@@ -107,8 +128,12 @@ impl Cosigner {
         let all = cosigned.len() == self.witnesses.len();
         if !cosigned.is_empty() {
             note.signatures.extend(cosigned);
-            *self.latest.lock().expect("cosigner lock") = Some((head.size, note.to_text().into()));
-            metrics::gauge!("sigil_log_witnessed_size").set(head.size as f64);
+            let text = note.to_text();
+            if let Err(e) = self.log.engine().record_cosigned(head.size, &text).await {
+                // Served from memory until a later round records one.
+                tracing::warn!(error = %e, "cannot record the cosigned checkpoint");
+            }
+            self.hold(head.size, text.into());
         }
         all
     }

@@ -556,6 +556,23 @@ impl LogEngine {
             .await?)
     }
 
+    /// The newest checkpoint with witness cosignatures any node of this log recorded.
+    pub async fn cosigned_checkpoint(&self) -> Result<Option<(u64, String)>, EngineError> {
+        Ok(self
+            .inner
+            .store
+            .cosigned_checkpoint(self.inner.log_id)
+            .await?)
+    }
+
+    pub async fn record_cosigned(&self, size: u64, checkpoint: &str) -> Result<(), EngineError> {
+        Ok(self
+            .inner
+            .store
+            .record_cosigned(self.inner.log_id, size, checkpoint)
+            .await?)
+    }
+
     pub async fn index_of_leaf_hash(&self, h: &Hash) -> Result<Option<u64>, EngineError> {
         let found = self
             .inner

@@ -450,6 +450,41 @@ impl Store {
         })
     }
 
+    /// The newest checkpoint of log `log_id` carrying witness cosignatures: size and note.
+    pub async fn cosigned_checkpoint(
+        &self,
+        log_id: i64,
+    ) -> Result<Option<(u64, String)>, StoreError> {
+        with_db!(&self.db, pool => {
+            let row = sqlx::query("SELECT size, checkpoint FROM cosigned_checkpoints WHERE log_id = $1")
+                .bind(log_id).fetch_optional(pool).await?;
+            Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<String, _>(1))))
+        })
+    }
+
+    /// Keeps `checkpoint` as log `log_id`'s cosigned checkpoint unless the one kept is newer,
+    /// or of the same size with at least as many cosignatures (the same note with more
+    /// signature lines is longer).
+    pub async fn record_cosigned(
+        &self,
+        log_id: i64,
+        size: u64,
+        checkpoint: &str,
+    ) -> Result<(), StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO cosigned_checkpoints (log_id, size, checkpoint) VALUES ($1, $2, $3) \
+                 ON CONFLICT (log_id) DO UPDATE SET size = excluded.size, checkpoint = excluded.checkpoint \
+                 WHERE cosigned_checkpoints.size < excluded.size \
+                    OR (cosigned_checkpoints.size = excluded.size \
+                        AND length(cosigned_checkpoints.checkpoint) < length(excluded.checkpoint))",
+            )
+            .bind(log_id).bind(size as i64).bind(checkpoint)
+            .execute(pool).await?;
+            Ok(())
+        })
+    }
+
     pub async fn tree_head(&self, log_id: i64) -> Result<Option<TreeHead>, StoreError> {
         with_db!(&self.db, pool => {
             let row = sqlx::query("SELECT size, root, timestamp_ms FROM tree_heads WHERE log_id = $1")

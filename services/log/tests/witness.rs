@@ -176,3 +176,39 @@ async fn the_witness_follows_the_spec_on_postgres() {
     let database = common::FreshDatabase::create().await;
     exercise(Store::open_postgres(&database.url).await.unwrap()).await;
 }
+
+/// The log's side: the cosigned checkpoint it keeps only moves to a larger tree, or to the
+/// same checkpoint with more cosignatures.
+async fn keep_cosigned(store: Store) {
+    let engine = sigil_log::LogEngine::open(store, "rekor").await.unwrap();
+    assert_eq!(engine.cosigned_checkpoint().await.unwrap(), None);
+    let at_5 = "log - 1\n5\nroot\n\n— log sig\n— w1 sig\n";
+    engine.record_cosigned(5, at_5).await.unwrap();
+    let at_5_one_witness = "log - 1\n5\nroot\n\n— log sig\n";
+    engine.record_cosigned(5, at_5_one_witness).await.unwrap();
+    assert_eq!(
+        engine.cosigned_checkpoint().await.unwrap(),
+        Some((5, at_5.to_string()))
+    );
+    let at_5_two_witnesses = "log - 1\n5\nroot\n\n— log sig\n— w1 sig\n— w2 sig\n";
+    engine.record_cosigned(5, at_5_two_witnesses).await.unwrap();
+    engine.record_cosigned(3, "log - 1\n3\n...").await.unwrap();
+    assert_eq!(
+        engine.cosigned_checkpoint().await.unwrap(),
+        Some((5, at_5_two_witnesses.to_string()))
+    );
+    engine.record_cosigned(8, "log - 1\n8\n...").await.unwrap();
+    assert_eq!(engine.cosigned_checkpoint().await.unwrap().unwrap().0, 8);
+}
+
+#[tokio::test]
+async fn the_log_keeps_its_newest_cosigned_checkpoint_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    keep_cosigned(Store::open_sqlite(dir.path()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn the_log_keeps_its_newest_cosigned_checkpoint_on_postgres() {
+    let database = common::FreshDatabase::create().await;
+    keep_cosigned(Store::open_postgres(&database.url).await.unwrap()).await;
+}

@@ -163,6 +163,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "collecting witness cosignatures"
         );
         let cosigner = Cosigner::new(rekor.clone(), endpoints);
+        // Serve the recorded cosigned checkpoint from the first request on.
+        cosigner.refresh().await;
         tokio::spawn(cosigner.clone().run());
         app = app.merge(cosigning::router(cosigner));
     }
