@@ -137,7 +137,8 @@ struct SearchArgs {
     /// Artifact digest: hex, or `sha256:<hex>` (sha384/sha512 by prefix or length).
     #[arg(long, value_name = "DIGEST")]
     sha256: Option<String>,
-    /// A public key or certificate (PEM file): entries signed with it.
+    /// A public key or certificate (PEM file): entries signed with it. Keyless entries are
+    /// found by their certificate, not by the public key inside it.
     #[arg(long, value_name = "FILE")]
     public_key: Option<PathBuf>,
     /// A file: entries for its SHA-256 digest.

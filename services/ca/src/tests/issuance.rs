@@ -427,6 +427,10 @@ async fn the_log_indexes_every_identity_these_certificates_carry() {
             hex::encode(Sha256::digest(&issued.certificate_der))
         );
         assert!(keys.contains(&cert_key), "{keys:?}");
+        assert!(
+            !keys.iter().any(|k| k.starts_with("key:")),
+            "a certificate entry is found by its certificate, not its bare key: {keys:?}"
+        );
         assert_eq!(
             keys.iter()
                 .filter(|k| k.starts_with("email:") || k.starts_with("subject:"))

@@ -88,15 +88,16 @@ impl KeyMaterial {
         self.key.verify_default(msg, sig).is_ok()
     }
 
-    /// Search keys: the key's and certificate's fingerprints and the certificate identities.
+    /// Search keys: the certificate's fingerprint (else the key's) and the certificate
+    /// identities. As in Rekor, a certificate entry is found by its certificate, not by the
+    /// bare public key inside it: that key is fresh for every keyless signing, so indexing it
+    /// too would cost each write one more random index page and find nothing the certificate
+    /// does not.
     pub fn index_keys(&self) -> Vec<String> {
-        let mut keys = vec![format!(
-            "key:{}",
-            hex::encode(Sha256::digest(self.key.spki_der()))
-        )];
-        if let Some(cert) = &self.cert_der {
-            keys.push(format!("cert:{}", hex::encode(Sha256::digest(cert))));
-        }
+        let mut keys = vec![match &self.cert_der {
+            Some(cert) => format!("cert:{}", hex::encode(Sha256::digest(cert))),
+            None => format!("key:{}", hex::encode(Sha256::digest(self.key.spki_der()))),
+        }];
         keys.extend(
             self.emails
                 .iter()

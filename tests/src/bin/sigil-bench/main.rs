@@ -1,6 +1,9 @@
 //! Drives a real `sigild` over HTTP with many concurrent clients and reports requests/s and
 //! latency percentiles. Two targets:
-//! - `rekor` (default): hashedrekord submissions to `POST /api/v1/log/entries`;
+//! - `rekor` (default): hashedrekord submissions to `POST /api/v1/log/entries`, all signed
+//!   by one key;
+//! - `keyless`: the same with a distinct certificate per entry, as keyless signing makes them
+//!   (three random index keys per entry instead of two);
 //! - `ca`: certificate requests to `POST /api/v2/signingCert` (publicKeyRequest + proof of
 //!   possession, ES256 ID token from the `--dev` issuer), so token verification, both
 //!   certificate signatures and the durable CT append are all inside the measurement.
@@ -94,7 +97,7 @@ fn parse_args() -> Args {
             "--follow-with" => a.follow_with = Some(val().into()),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--follow-with SIGIL]"
+                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--follow-with SIGIL]"
                 );
                 std::process::exit(0);
             }
@@ -177,6 +180,15 @@ impl Drop for Server {
 /// Certificate requests: a token from the dev issuer and, per request, a fresh P-256 key
 /// with its proof of possession over the token's email.
 async fn make_cert_requests(n: usize, dev_issuer: &str) -> Vec<Vec<u8>> {
+    keyed_cert_requests(n, dev_issuer)
+        .await
+        .into_iter()
+        .map(|(body, _)| body)
+        .collect()
+}
+
+/// Certificate requests, each with the key pair it asks a certificate for.
+async fn keyed_cert_requests(n: usize, dev_issuer: &str) -> Vec<(Vec<u8>, EcdsaKeyPair)> {
     let email = "bench@example.com";
     let body: serde_json::Value = reqwest::get(format!("{dev_issuer}/token?email={email}"))
         .await
@@ -196,12 +208,40 @@ async fn make_cert_requests(n: usize, dev_issuer: &str) -> Vec<Vec<u8>> {
                 hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
             spki.extend_from_slice(key.public_key().as_ref());
             let pop = key.sign(&rng, email.as_bytes()).unwrap();
-            serde_json::json!({
+            let body = serde_json::json!({
                 "credentials": {"oidcIdentityToken": token},
                 "publicKeyRequest": {
                     "publicKey": {"algorithm": "ECDSA", "content": pem("PUBLIC KEY", &spki)},
                     "proofOfPossession": STANDARD.encode(pop)
                 }
+            })
+            .to_string()
+            .into_bytes();
+            (body, key)
+        })
+        .collect()
+}
+
+/// Keyless-shaped submissions: each signed by one of a few keys certified by a real sigild CA,
+/// with the certificate's serial rewritten per entry, so that every entry carries a distinct
+/// certificate (hence certificate hash) as fresh keyless signings do. The log does not check
+/// the certificate's chain (Rekor does not either), only that its key made the signature.
+async fn make_keyless_entries(args: &Args, n: usize) -> Vec<Vec<u8>> {
+    let templates = template_certs(args, 16).await;
+    let rng = SystemRandom::new();
+    let run = rand_tag();
+    (0..n)
+        .map(|i| {
+            let (der, key) = &templates[i % templates.len()];
+            let mut der = der.clone();
+            preload::rewrite_serial(&mut der, run, i as u64);
+            let artifact = format!("bench {run} keyless artifact {i}");
+            let sig = key.sign(&rng, artifact.as_bytes()).unwrap();
+            let cert_b64 = STANDARD.encode(pem("CERTIFICATE", &der));
+            serde_json::json!({
+                "apiVersion": "0.0.1", "kind": "hashedrekord",
+                "spec": {"signature": {"content": STANDARD.encode(sig), "publicKey": {"content": cert_b64}},
+                         "data": {"hash": {"algorithm": "sha256", "value": hex::encode(Sha256::digest(artifact.as_bytes()))}}}
             })
             .to_string()
             .into_bytes()
@@ -291,7 +331,7 @@ fn start(args: &Args, data: &Data, port: u16, dev_issuer_port: u16, dev: bool) -
 
 /// Certificates from a real sigild CA (a throwaway one with its --dev issuer), whose shape and
 /// size the preloaded entries copy.
-async fn template_certs(args: &Args, n: usize) -> Vec<Vec<u8>> {
+async fn template_certs(args: &Args, n: usize) -> Vec<(Vec<u8>, EcdsaKeyPair)> {
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -308,10 +348,10 @@ async fn template_certs(args: &Args, n: usize) -> Vec<Vec<u8>> {
     };
     let data = fresh_data(&sqlite);
     let _server = start(&sqlite, &data, port, dev_port, true);
-    let requests = make_cert_requests(n, &format!("http://127.0.0.1:{dev_port}")).await;
+    let requests = keyed_cert_requests(n, &format!("http://127.0.0.1:{dev_port}")).await;
     let http = reqwest::Client::new();
     let mut certs = Vec::new();
-    for body in requests {
+    for (body, key) in requests {
         let resp: serde_json::Value = http
             .post(format!("http://127.0.0.1:{port}/api/v2/signingCert"))
             .header("content-type", "application/json")
@@ -326,7 +366,7 @@ async fn template_certs(args: &Args, n: usize) -> Vec<Vec<u8>> {
             .as_str()
             .expect("a certificate chain");
         let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        certs.push(STANDARD.decode(b64).expect("PEM body"));
+        certs.push((STANDARD.decode(b64).expect("PEM body"), key));
     }
     certs
 }
@@ -412,7 +452,8 @@ async fn main() {
     let data = fresh_data(&args);
     if args.preload > 0 {
         eprintln!("preload: fetching template certificates from a throwaway sigild CA…");
-        let template = preload::Template::new(template_certs(&args, 16).await);
+        let certs = template_certs(&args, 16).await;
+        let template = preload::Template::new(certs.into_iter().map(|(der, _)| der).collect());
         preload::run(
             data.database_url.as_deref(),
             data.dir.path(),
@@ -570,12 +611,17 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
             201u16,
             make_entries(args.entries),
         ),
+        "keyless" => (
+            format!("http://127.0.0.1:{port}/api/v1/log/entries"),
+            201u16,
+            make_keyless_entries(args, args.entries).await,
+        ),
         "ca" => (
             format!("http://127.0.0.1:{port}/api/v2/signingCert"),
             200u16,
             make_cert_requests(args.entries, &format!("http://127.0.0.1:{dev_port}")).await,
         ),
-        other => panic!("--target must be rekor or ca, not {other}"),
+        other => panic!("--target must be rekor, keyless or ca, not {other}"),
     };
     let entries = Arc::new(entries);
     let http = reqwest::Client::builder()

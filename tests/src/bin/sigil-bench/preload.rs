@@ -1,8 +1,8 @@
 //! `--preload N`: fills a fresh log with N keyless-shaped hashedrekord entries through the
 //! log engine's batch path (no HTTP, no signature checks), so that a 10M-entry log takes
 //! minutes to build. The bodies are the size real keyless entries are: each carries a
-//! certificate our CA issued, with its serial number rewritten per entry so that every body,
-//! certificate hash and key hash is distinct, as they are when every signing gets a fresh key.
+//! certificate our CA issued, with its serial number rewritten per entry so that every body
+//! and certificate hash is distinct, as they are when every signing gets a fresh key.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -52,10 +52,6 @@ impl Template {
         );
         let keys = vec![
             format!("sha256:{digest}"),
-            format!(
-                "key:{}",
-                hex::encode(Sha256::digest(format!("key {run} {i}")))
-            ),
             format!("cert:{}", hex::encode(Sha256::digest(&der))),
             format!("email:user{}@example.com", i % IDENTITIES),
         ];
@@ -65,7 +61,7 @@ impl Template {
 
 /// Rewrites the bytes of the certificate's serial number (the first INTEGER of the TBS) so
 /// each entry's certificate is distinct, keeping every length, hence the DER, valid.
-fn rewrite_serial(der: &mut [u8], run: u64, i: u64) {
+pub fn rewrite_serial(der: &mut [u8], run: u64, i: u64) {
     // Certificate SEQUENCE, TBS SEQUENCE (both long-form lengths), [0] version, INTEGER serial.
     let mut at = 0;
     for _ in 0..2 {
