@@ -163,6 +163,32 @@ pub async fn prove_extends(
     check_consistency(old, new, &proof)
 }
 
+/// GET `url`: the answer's status and body, whatever the status; only a failure to get an
+/// answer is an error (naming the URL).
+pub(crate) async fn get_raw(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(reqwest::StatusCode, Vec<u8>), AuditError> {
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| http_failure(url, e.to_string()))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| http_failure(url, e.to_string()))?;
+    Ok((status, body.to_vec()))
+}
+
+pub(crate) fn http_failure(url: &str, reason: String) -> AuditError {
+    AuditError::Http {
+        url: url.to_string(),
+        reason,
+    }
+}
+
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
@@ -175,10 +201,7 @@ async fn json_answer<T: serde::de::DeserializeOwned>(
     sent: Result<reqwest::Response, reqwest::Error>,
     url: &str,
 ) -> Result<T, AuditError> {
-    let failed = |reason: String| AuditError::Http {
-        url: url.to_string(),
-        reason,
-    };
+    let failed = |reason: String| http_failure(url, reason);
     let response = sent.map_err(|e| failed(e.to_string()))?;
     let status = response.status();
     let body = response.bytes().await.map_err(|e| failed(e.to_string()))?;

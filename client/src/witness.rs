@@ -115,17 +115,7 @@ pub async fn fetch_witnessed(
     required: usize,
 ) -> Result<Witnessed, AuditError> {
     let url = format!("{rekor_url}/api/v1/log/witnessed-checkpoint");
-    let failed = |reason: String| AuditError::Http {
-        url: url.clone(),
-        reason,
-    };
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let status = response.status();
-    let text = response.text().await.map_err(|e| failed(e.to_string()))?;
+    let (status, body) = audit::get_raw(http, &url).await?;
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(AuditError::Witnesses {
             required,
@@ -133,8 +123,10 @@ pub async fn fetch_witnessed(
         });
     }
     if !status.is_success() {
-        return Err(failed(format!("HTTP {status}")));
+        return Err(audit::http_failure(&url, format!("HTTP {status}")));
     }
+    let text = String::from_utf8(body)
+        .map_err(|_| audit::http_failure(&url, "the checkpoint is not UTF-8".into()))?;
     verify_cosigned(&text, tlogs, trusted, required)
 }
 

@@ -328,7 +328,8 @@ async fn search_follows_every_page() {
     );
 }
 
-fn run_monitor(url: &str, state: &Path, watch: &[&str]) -> Output {
+/// `sigil log monitor --once --output json` over `state`, with `extra` flags.
+fn run_monitor(url: &str, state: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "log",
         "monitor",
@@ -340,9 +341,7 @@ fn run_monitor(url: &str, state: &Path, watch: &[&str]) -> Output {
         "--output",
         "json",
     ];
-    for w in watch {
-        args.extend(["--watch-identity", w]);
-    }
+    args.extend_from_slice(extra);
     sigil(&args)
 }
 
@@ -363,7 +362,7 @@ async fn monitor_reads_every_entry_once_and_resumes() {
     sign(&stack, &issuer, dir.path(), "b.txt", "bob@example.com").await;
     let state = dir.path().join("monitor.json");
 
-    let out = run_monitor(&stack.url, &state, &["BOB@example.com"]);
+    let out = run_monitor(&stack.url, &state, &["--watch-identity", "BOB@example.com"]);
     assert_eq!(
         out.status.code(),
         Some(3),
@@ -378,7 +377,7 @@ async fn monitor_reads_every_entry_once_and_resumes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("read entries 0..2"));
 
     // Nothing new: nothing read, nothing reported again.
-    let out = run_monitor(&stack.url, &state, &["bob@example.com"]);
+    let out = run_monitor(&stack.url, &state, &["--watch-identity", "bob@example.com"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -390,7 +389,7 @@ async fn monitor_reads_every_entry_once_and_resumes() {
     // Two more: only they are read, only the new one by bob is reported.
     sign(&stack, &issuer, dir.path(), "c.txt", "carol@example.com").await;
     sign(&stack, &issuer, dir.path(), "d.txt", "bob@example.com").await;
-    let out = run_monitor(&stack.url, &state, &["bob@example.com"]);
+    let out = run_monitor(&stack.url, &state, &["--watch-identity", "bob@example.com"]);
     assert_eq!(out.status.code(), Some(3));
     let found = findings(&out);
     assert_eq!(found.len(), 1);
@@ -441,21 +440,16 @@ async fn monitor_rules_fire_exactly_when_they_should() {
     let state = dir.path().join("monitor.json");
     let findings_file = dir.path().join("findings.jsonl");
     let monitor = || {
-        sigil(&[
-            "log",
-            "monitor",
-            "--server",
+        run_monitor(
             &stack.url,
-            "--state",
-            state.to_str().unwrap(),
-            "--rules",
-            rules_file.to_str().unwrap(),
-            "--findings",
-            findings_file.to_str().unwrap(),
-            "--once",
-            "--output",
-            "json",
-        ])
+            &state,
+            &[
+                "--rules",
+                rules_file.to_str().unwrap(),
+                "--findings",
+                findings_file.to_str().unwrap(),
+            ],
+        )
     };
     let reported = |out: &Output| -> Vec<(String, u64)> {
         findings(out)
@@ -562,20 +556,11 @@ async fn monitor_reads_the_ct_log_and_sees_certificates_that_never_signed() {
     .unwrap();
     let state = dir.path().join("monitor.json");
     let monitor = || {
-        sigil(&[
-            "log",
-            "monitor",
-            "--server",
+        run_monitor(
             &stack.url,
-            "--state",
-            state.to_str().unwrap(),
-            "--rules",
-            rules.to_str().unwrap(),
-            "--ct",
-            "--once",
-            "--output",
-            "json",
-        ])
+            &state,
+            &["--rules", rules.to_str().unwrap(), "--ct"],
+        )
     };
     let out = monitor();
     assert_eq!(
@@ -809,19 +794,11 @@ async fn a_forked_log_is_caught_by_a_monitor_and_by_comparing_monitors() {
     );
 
     // Two monitors comparing notes: B's monitor is shown A's view.
-    let out = sigil(&[
-        "log",
-        "monitor",
-        "--server",
+    let out = run_monitor(
         &b.url,
-        "--state",
-        b_state.to_str().unwrap(),
-        "--once",
-        "--peer-state",
-        a_state.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+        &b_state,
+        &["--peer-state", a_state.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("split view"),
@@ -832,19 +809,11 @@ async fn a_forked_log_is_caught_by_a_monitor_and_by_comparing_monitors() {
     sign_keyed(&a.url, "only-on-a-2").await;
     let out = run_monitor(&a.url, &a_state, &[]);
     assert_eq!(out.status.code(), Some(0));
-    let out = sigil(&[
-        "log",
-        "monitor",
-        "--server",
+    let out = run_monitor(
         &b.url,
-        "--state",
-        b_state.to_str().unwrap(),
-        "--once",
-        "--peer-state",
-        a_state.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
+        &b_state,
+        &["--peer-state", a_state.to_str().unwrap()],
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -852,17 +821,11 @@ async fn a_forked_log_is_caught_by_a_monitor_and_by_comparing_monitors() {
         String::from_utf8_lossy(&out.stdout)
     );
     // And a peer on the same history passes.
-    let out = sigil(&[
-        "log",
-        "monitor",
-        "--server",
+    let out = run_monitor(
         &a.url,
-        "--state",
-        a_state.to_str().unwrap(),
-        "--once",
-        "--peer-state",
-        a_state.to_str().unwrap(),
-    ]);
+        &a_state,
+        &["--peer-state", a_state.to_str().unwrap()],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -1210,21 +1173,11 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     // The honest copy is witnessed to its head.
     assert_eq!(wait_witnessed(a.url.clone(), 5).await["treeSize"], 5);
     // A monitor that requires the witness passes on the honest copy.
-    let out = sigil(&[
-        "log",
-        "monitor",
-        "--server",
+    let out = run_monitor(
         &a.url,
-        "--state",
-        work.path().join("a.json").to_str().unwrap(),
-        "--once",
-        "--require-witnesses",
-        "1",
-        "--witness",
-        &vkey,
-        "--output",
-        "json",
-    ]);
+        &work.path().join("a.json"),
+        &["--require-witnesses", "1", "--witness", &vkey],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -229,19 +229,11 @@ async fn fetch_entry_bundle(
     if width < TILE_WIDTH {
         url.push_str(&format!(".p/{width}"));
     }
-    let failed = |reason: String| AuditError::Http {
-        url: url.clone(),
-        reason,
-    };
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(failed(format!("HTTP {}", response.status())));
+    let failed = |reason: String| audit::http_failure(&url, reason);
+    let (status, bytes) = audit::get_raw(http, &url).await?;
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {status}")));
     }
-    let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
     let entries = parse_entry_bundle(&bytes).map_err(failed)?;
     if entries.len() as u64 != width {
         return Err(failed(format!(

@@ -34,8 +34,11 @@ const FORWARD_RETRY: std::time::Duration = std::time::Duration::from_millis(100)
 /// Longest wait for the database on the writer's connection. Past it the connection is
 /// treated as broken: a database that stopped answering without closing the connection (a
 /// partition) would otherwise hold the sequencer, and every write queued behind it, for as
-/// long as the kernel keeps retransmitting.
-const WRITER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// long as the kernel keeps retransmitting. Generous, because a healthy database under load
+/// can be slow: a 2,048-entry commit on PostgreSQL took more than 10 s during a checkpoint
+/// (bulk load at 1.8M entries with the other core busy), and giving up on it only turns a slow
+/// commit into a recovery and a burst of 503s.
+const WRITER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// `op` on the writer's connection, failed with [`EngineError::WriterUnavailable`] when the
 /// database does not answer within [`WRITER_DEADLINE`]. Whatever the abandoned statement did
