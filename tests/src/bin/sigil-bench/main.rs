@@ -52,6 +52,9 @@ struct Args {
     preload: u64,
     /// Keep the data here (for inspection) instead of in a temporary directory.
     data_dir: Option<PathBuf>,
+    /// PostgreSQL: run against this existing database (with the --data-dir of the run that
+    /// made it) instead of a fresh one, e.g. to measure a preloaded log again.
+    reuse_database: Option<String>,
     /// Requests per read measurement (only with --preload).
     reads: usize,
     /// A `sigil` binary to run `sigil log monitor` with while the writes go on, reporting
@@ -71,6 +74,7 @@ fn parse_args() -> Args {
         sigild_args: Vec::new(),
         preload: 0,
         data_dir: None,
+        reuse_database: None,
         reads: 5000,
         follow_with: None,
     };
@@ -93,11 +97,12 @@ fn parse_args() -> Args {
             "--sigild-arg" => a.sigild_args.push(val()),
             "--preload" => a.preload = val().parse().expect("--preload N"),
             "--data-dir" => a.data_dir = Some(val().into()),
+            "--reuse-database" => a.reuse_database = Some(val()),
             "--reads" => a.reads = val().parse().expect("--reads N"),
             "--follow-with" => a.follow_with = Some(val().into()),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--follow-with SIGIL]"
+                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--reuse-database NAME] [--follow-with SIGIL]"
                 );
                 std::process::exit(0);
             }
@@ -277,6 +282,9 @@ fn fresh_data(args: &Args) -> Data {
     };
     let database_url = (args.backend == "postgres").then(|| {
         let (server, _) = args.database_url.rsplit_once('/').expect("a database URL");
+        if let Some(name) = &args.reuse_database {
+            return format!("{server}/{name}");
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
