@@ -4,7 +4,9 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sigil_proto::rekor_v1::ApiError;
 
@@ -146,4 +148,26 @@ mod tests {
         let resp = app.oneshot(get("/ok")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
+}
+
+/// Middleware (on a router's routes): each request's time in the server, as
+/// `sigil_http_request_seconds{route, method, status}`. The route is the pattern that matched
+/// (`/api/v1/log/entries/{uuid}`, or `unmatched`), so the labels stay few whatever clients send.
+pub async fn record_request(
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = matched.map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "sigil_http_request_seconds",
+        "route" => route,
+        "method" => method,
+        "status" => response.status().as_str().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
 }

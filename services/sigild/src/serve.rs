@@ -193,6 +193,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => Router::new(),
         })
         .fallback(sigil_log::http::not_found_fallback)
+        .layer(middleware::from_fn(sigil_log::http::record_request))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             Duration::from_secs(60),

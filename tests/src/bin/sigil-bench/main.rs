@@ -796,6 +796,43 @@ fn report_disk(args: &Args, data: &Data) {
 async fn read_latencies(port: u16, size: u64, reads: usize) {
     for clients in [1, 8] {
         read_latencies_with(port, size, reads, clients).await;
+        if clients == 1 {
+            server_side_latencies(port).await;
+        }
+    }
+}
+
+/// The server's own view of the reads just made (its `sigil_http_request_seconds` summary,
+/// a recent window per route): the time inside sigild, without the client and its socket.
+async fn server_side_latencies(port: u16) {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    for route in [
+        "/api/v1/log/entries",
+        "/api/v1/log/proof",
+        "/tile/{*path}",
+        "/api/v1/index/retrieve",
+    ] {
+        let quantile = |q: &str| {
+            let prefix = format!(
+                "sigil_http_request_seconds{{route=\"{route}\",method=\"GET\",status=\"200\",quantile=\"{q}\"}} "
+            );
+            let post = prefix.replace("\"GET\"", "\"POST\"");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix).or_else(|| l.strip_prefix(&post)))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let (Some(p50), Some(p99)) = (quantile("0.5"), quantile("0.99")) {
+            println!(
+                "server_side route={route} clients=1 p50={:.2}ms p99={:.2}ms",
+                p50 * 1e3,
+                p99 * 1e3
+            );
+        }
     }
 }
 
