@@ -525,15 +525,16 @@ Examples:
 
 Exit codes: 0 verified, 1 no matching signature (or the image cannot be read), 2 usage error.";
 
+/// What an image must satisfy, shared by `verify` and `verify-attestation`.
 #[derive(Debug, Args)]
-#[command(about = "Verify a container image's signatures", long_about = VERIFY_ABOUT)]
-pub struct VerifyArgs {
+pub struct ImageCheckArgs {
     /// The image: registry/repository:tag or registry/repository@sha256:<hex>.
     #[arg(value_name = "IMAGE")]
     pub image: String,
     #[command(flatten)]
     pub signer: SignerPolicyArgs,
-    /// An annotation the signature must carry (key=value, repeatable).
+    /// An annotation the signature (for an attestation: the statement's subject) must carry
+    /// (key=value, repeatable).
     #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     #[command(flatten)]
@@ -542,6 +543,13 @@ pub struct VerifyArgs {
     pub trust: TrustArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(about = "Verify a container image's signatures", long_about = VERIFY_ABOUT)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub check: ImageCheckArgs,
     #[arg(long, value_enum, default_value = "payloads")]
     pub output: VerifyOutput,
 }
@@ -564,23 +572,11 @@ Exit codes: 0 verified, 1 no matching attestation (or the image cannot be read),
 #[derive(Debug, Args)]
 #[command(about = "Verify a container image's attestations", long_about = VERIFY_ATTESTATION_ABOUT)]
 pub struct VerifyAttestationArgs {
-    /// The image: registry/repository:tag or registry/repository@sha256:<hex>.
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
+    #[command(flatten)]
+    pub check: ImageCheckArgs,
     /// Predicate type to accept: a short name, a URI, or `any`.
     #[arg(long = "type", default_value = "custom")]
     pub predicate_type: String,
-    #[command(flatten)]
-    pub signer: SignerPolicyArgs,
-    /// An annotation the statement's subject must carry (key=value, repeatable).
-    #[arg(short = 'a', long = "annotations", value_name = "KEY=VALUE")]
-    pub annotations: Vec<String>,
-    #[command(flatten)]
-    pub witnesses: WitnessPolicyArgs,
-    #[command(flatten)]
-    pub trust: TrustArgs,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
     #[arg(long, value_enum, default_value = "payloads")]
     pub output: VerifyOutput,
 }
@@ -592,26 +588,16 @@ struct Checked {
     witnesses_required: Option<usize>,
 }
 
-/// What `verify` and `verify-attestation` share.
-struct VerifyRequest<'a> {
-    image: &'a str,
-    signer: &'a SignerPolicyArgs,
-    annotations: &'a [String],
-    trust: &'a TrustArgs,
-    witnesses: &'a WitnessPolicyArgs,
-    registry: &'a RegistryArgs,
-}
-
-fn run_verify(request: VerifyRequest<'_>, expect: Expect) -> Result<Checked, Failure> {
-    let image = parse_image(request.image)?;
+fn run_verify(check: &ImageCheckArgs, expect: Expect) -> Result<Checked, Failure> {
+    let image = parse_image(&check.image)?;
     let policy = ImagePolicy {
-        signer: request.signer.policy()?,
-        annotations: parse_annotations(request.annotations)?,
+        signer: check.signer.policy()?,
+        annotations: parse_annotations(&check.annotations)?,
     };
-    let witnesses = request.witnesses.required().map_err(Failure::from)?;
-    let root = load_trusted_root(&request.trust.source().map_err(usage)?).map_err(usage)?;
+    let witnesses = check.witnesses.required().map_err(Failure::from)?;
+    let root = load_trusted_root(&check.trust.source().map_err(usage)?).map_err(usage)?;
     let verifier = Verifier::new(&root).map_err(failed)?;
-    let registry = registry(request.registry)?;
+    let registry = registry(&check.registry)?;
     let verification = runtime()?.block_on(async {
         let target = resolve(&registry, &image).await.map_err(failed)?;
         let mut verification = verify_image(&registry, &target, &policy, &expect, &verifier)
@@ -625,7 +611,7 @@ fn run_verify(request: VerifyRequest<'_>, expect: Expect) -> Result<Checked, Fai
     Ok(Checked {
         verification,
         expect,
-        witnesses_required: request.witnesses.require_witnesses,
+        witnesses_required: check.witnesses.require_witnesses,
     })
 }
 
@@ -778,17 +764,7 @@ fn report_verified(
 }
 
 pub fn verify(args: VerifyArgs) -> u8 {
-    let result = run_verify(
-        VerifyRequest {
-            image: &args.image,
-            signer: &args.signer,
-            annotations: &args.annotations,
-            trust: &args.trust,
-            witnesses: &args.witnesses,
-            registry: &args.registry,
-        },
-        Expect::Signatures,
-    );
+    let result = run_verify(&args.check, Expect::Signatures);
     report_verified(result, args.output, "signatures", |c| {
         let payloads: Vec<Value> = c
             .verification
@@ -810,17 +786,7 @@ pub(crate) fn expected_predicate(type_name: &str) -> Result<Option<String>, Fail
 
 pub fn verify_attestation(args: VerifyAttestationArgs) -> u8 {
     let result = expected_predicate(&args.predicate_type).and_then(|predicate_type| {
-        run_verify(
-            VerifyRequest {
-                image: &args.image,
-                signer: &args.signer,
-                annotations: &args.annotations,
-                trust: &args.trust,
-                witnesses: &args.witnesses,
-                registry: &args.registry,
-            },
-            Expect::Attestations { predicate_type },
-        )
+        run_verify(&args.check, Expect::Attestations { predicate_type })
     });
     report_verified(result, args.output, "attestations", |c| {
         for a in &c.verification.verified {
