@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sigil_tests::stack::Stack;
+use sigil_tests::stack::{Stack, Witness};
 
 fn sigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sigil"))
@@ -905,45 +905,11 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     // and each serves a trusted root naming its own address.
     let (a, _) = start_dev_in(a_dir.path(), &[]);
     submit(&a.url, "shared-1").await;
-    let info = ok_json(sigil(&[
-        "log", "info", "--server", &a.url, "--output", "json",
-    ]));
-    let public_key = http
-        .get(format!("{}/api/v1/log/publicKey", a.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let witness = Witness::for_log(&a, "witness.test/w1", work.path()).await;
     a.stop();
-    let logs = work.path().join("witness-logs.json");
-    std::fs::write(
-        &logs,
-        serde_json::json!({"logs": [{"origin": info["origin"], "publicKey": public_key}]})
-            .to_string(),
-    )
-    .unwrap();
-    let witness = Stack::spawn(&[
-        "--services",
-        "witness",
-        "--witness-logs",
-        logs.to_str().unwrap(),
-        "--witness-name",
-        "witness.test/w1",
-    ]);
-    let vkey = http
-        .get(format!("{}/witness/vkey", witness.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-        .trim()
-        .to_string();
+    let vkey = witness.vkey.clone();
     assert!(vkey.starts_with("witness.test/w1+"), "{vkey}");
-    let witness_flag = format!("{vkey}@{}/witness", witness.url);
+    let witness_flag = witness.endpoint();
 
     let (a, issuer) = start_dev_in(a_dir.path(), &["--witness", &witness_flag]);
     submit(&a.url, "shared-2").await;
@@ -1136,7 +1102,7 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     let (b, _) = start_dev_in(b_dir.path(), &["--witness", &witness_flag]);
     submit(&b.url, "only-on-b").await;
     // The witness has cosigned size 5 of the other history: the fork's size 5 conflicts.
-    let metrics_url = format!("{}/metrics", witness.url);
+    let metrics_url = format!("{}/metrics", witness.stack.url);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let text = http
@@ -1188,7 +1154,7 @@ async fn a_witness_cosigns_one_history_and_refuses_a_fork() {
     // The cosigned checkpoint is kept in the log's database: restarted with its witness out
     // of reach, the log serves it at once.
     a.stop();
-    witness.stop();
+    witness.stack.stop();
     let unreachable = format!("{vkey}@http://127.0.0.1:9/witness");
     let (a, _) = start_dev_in(a_dir.path(), &["--witness", &unreachable]);
     let restarted: Value = serde_json::from_slice(&info_witnessed(&a.url, &vkey).stdout).unwrap();

@@ -153,3 +153,52 @@ impl Drop for Stack {
         let _ = self.child.wait();
     }
 }
+
+/// A sigild running only the witness service, configured to cosign one log.
+pub struct Witness {
+    pub stack: Stack,
+    /// Its note verifier key (`name+hash+key`).
+    pub vkey: String,
+}
+
+impl Witness {
+    /// A witness named `name` for the log `log` serves: the log's origin and key are read from
+    /// it and written to `dir/witness-logs.json`.
+    pub async fn for_log(log: &Stack, name: &str, dir: &Path) -> Witness {
+        let info: serde_json::Value =
+            serde_json::from_str(&get_text(&format!("{}/api/v1/log", log.url)).await).unwrap();
+        let origin = info["signedTreeHead"]
+            .as_str()
+            .and_then(|note| note.lines().next())
+            .expect("signedTreeHead names the origin")
+            .to_string();
+        let public_key = get_text(&format!("{}/api/v1/log/publicKey", log.url)).await;
+        let config = dir.join("witness-logs.json");
+        let logs = serde_json::json!({"logs": [{"origin": origin, "publicKey": public_key}]});
+        std::fs::write(&config, logs.to_string()).unwrap();
+        let stack = Stack::spawn(&[
+            "--services",
+            "witness",
+            "--witness-logs",
+            config.to_str().unwrap(),
+            "--witness-name",
+            name,
+        ]);
+        let vkey = get_text(&format!("{}/witness/vkey", stack.url))
+            .await
+            .trim()
+            .to_string();
+        Witness { stack, vkey }
+    }
+
+    /// The value of sigild's `--witness` flag that sends checkpoints to this witness.
+    pub fn endpoint(&self) -> String {
+        format!("{}@{}/witness", self.vkey, self.stack.url)
+    }
+}
+
+/// The body of a successful GET.
+pub async fn get_text(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap().error_for_status().unwrap();
+    response.text().await.unwrap()
+}

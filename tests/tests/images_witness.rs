@@ -9,53 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sigil_tests::oidc_provider::OidcProvider;
 use sigil_tests::registry::DockerRegistry;
-use sigil_tests::stack::Stack;
+use sigil_tests::stack::{Stack, Witness};
 use sigil_tests::world::{World, ok, text};
-
-async fn get_text(url: &str) -> String {
-    let response = reqwest::get(url).await.unwrap().error_for_status().unwrap();
-    response.text().await.unwrap()
-}
-
-/// A witness for the log in `data` (started once to learn its origin and key), and that
-/// witness's verifier key.
-async fn witness_for(
-    data: &std::path::Path,
-    log_args: &[&str],
-    dir: &std::path::Path,
-) -> (Stack, String) {
-    let log = Stack::spawn_in(data, log_args);
-    let info: Value =
-        serde_json::from_str(&get_text(&format!("{}/api/v1/log", log.url)).await).unwrap();
-    let origin = info["signedTreeHead"]
-        .as_str()
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    let public_key = get_text(&format!("{}/api/v1/log/publicKey", log.url)).await;
-    log.stop();
-    let config = dir.join("witness-logs.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"logs": [{"origin": origin, "publicKey": public_key}]}).to_string(),
-    )
-    .unwrap();
-    let witness = Stack::spawn(&[
-        "--services",
-        "witness",
-        "--witness-logs",
-        config.to_str().unwrap(),
-        "--witness-name",
-        "witness.test/images",
-    ]);
-    let vkey = get_text(&format!("{}/witness/vkey", witness.url))
-        .await
-        .trim()
-        .to_string();
-    (witness, vkey)
-}
 
 fn report(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
@@ -71,8 +26,11 @@ async fn image_signatures_in_every_layout_are_kept_only_when_witnessed() {
         idp.issuer_url(),
         "--insecure-unencrypted-ca-keys",
     ];
-    let (witness, vkey) = witness_for(data.path(), &log_args, scratch.path()).await;
-    let endpoint = format!("{vkey}@{}/witness", witness.url);
+    // Started once to learn its origin and key, for the witness's configuration.
+    let log = Stack::spawn_in(data.path(), &log_args);
+    let witness = Witness::for_log(&log, "witness.test/images", scratch.path()).await;
+    log.stop();
+    let (vkey, endpoint) = (witness.vkey.clone(), witness.endpoint());
     let stack = Stack::spawn_in(
         data.path(),
         &[&log_args[..], &["--witness", &endpoint]].concat(),
