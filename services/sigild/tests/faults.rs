@@ -370,14 +370,7 @@ async fn postgres_restarted_under_load_loses_nothing_and_the_writer_comes_back()
     );
     let acked = acked.lock().unwrap().clone();
     assert_log_kept(&http, &url, &acked, &[before]).await;
-    let metrics = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&http, &url).await;
     assert!(
         metrics.contains("sigil_log_writer_up{log=\"rekor\"} 1"),
         "{metrics}"

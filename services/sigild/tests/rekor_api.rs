@@ -809,14 +809,7 @@ async fn request_durations_are_recorded_per_route() {
             .await
             .unwrap();
     }
-    let text = http
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics(&http, &server.url).await;
     for series in [
         r#"sigil_http_request_seconds_count{route="/api/v1/log/entries",method="POST",status="201"} 1"#,
         r#"sigil_http_request_seconds_count{route="/api/v1/log/entries/{uuid}",method="GET",status="200"} 1"#,

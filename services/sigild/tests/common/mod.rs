@@ -343,6 +343,17 @@ pub async fn log_info(http: &reqwest::Client, url: &str) -> sigil_proto::rekor_v
         .unwrap()
 }
 
+/// `GET /metrics`: the Prometheus text.
+pub async fn metrics(http: &reqwest::Client, url: &str) -> String {
+    http.get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A Fulcio v2 `signingCert` request for `email`: an ID token from the development issuer at
 /// `issuer` and a fresh key with its proof of possession over the email.
 pub async fn certificate_request(http: &reqwest::Client, issuer: &str, email: &str) -> Value {
