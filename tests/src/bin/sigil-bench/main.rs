@@ -55,8 +55,9 @@ struct Args {
     /// PostgreSQL: run against this existing database (with the --data-dir of the run that
     /// made it) instead of a fresh one, e.g. to measure a preloaded log again.
     reuse_database: Option<String>,
-    /// Requests per read measurement (only with --preload).
-    reads: usize,
+    /// Requests per read measurement: with --preload 5,000 unless given; without it, only
+    /// when given (on a log kept from an earlier run with --data-dir or --reuse-database).
+    reads: Option<usize>,
     /// A `sigil` binary to run `sigil log monitor` with while the writes go on, reporting
     /// how far it trails the log.
     follow_with: Option<PathBuf>,
@@ -75,7 +76,7 @@ fn parse_args() -> Args {
         preload: 0,
         data_dir: None,
         reuse_database: None,
-        reads: 5000,
+        reads: None,
         follow_with: None,
     };
     let mut it = std::env::args().skip(1);
@@ -88,6 +89,8 @@ fn parse_args() -> Args {
                 a.clients = val()
                     .split(',')
                     .map(|c| c.parse().expect("--clients N[,N...]"))
+                    // --clients 0: no write load (reads only).
+                    .filter(|&c| c > 0)
                     .collect()
             }
             "--requests" | "--entries" => a.entries = val().parse().expect("--entries N"),
@@ -98,11 +101,11 @@ fn parse_args() -> Args {
             "--preload" => a.preload = val().parse().expect("--preload N"),
             "--data-dir" => a.data_dir = Some(val().into()),
             "--reuse-database" => a.reuse_database = Some(val()),
-            "--reads" => a.reads = val().parse().expect("--reads N"),
+            "--reads" => a.reads = Some(val().parse().expect("--reads N")),
             "--follow-with" => a.follow_with = Some(val().into()),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N [--reads N] [--data-dir DIR]] [--reuse-database NAME] [--follow-with SIGIL]"
+                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N] [--reads N] [--data-dir DIR] [--reuse-database NAME] [--follow-with SIGIL]"
                 );
                 std::process::exit(0);
             }
@@ -480,7 +483,11 @@ async fn main() {
             server.startup.as_secs_f64() * 1e3,
             server.rss_mib()
         );
-        read_latencies(port, args.preload, args.reads).await;
+        read_latencies(port, args.preload, args.reads.unwrap_or(5000)).await;
+    } else if let Some(reads) = args.reads {
+        let size = tree_size(port).await;
+        println!("reads on a log of {size} entries");
+        read_latencies(port, size, reads).await;
     }
     let follower = args
         .follow_with
@@ -793,6 +800,16 @@ fn report_disk(args: &Args, data: &Data) {
 
 /// Read latencies over HTTP at random points of a log of `size` entries: one client (the
 /// latency of one request) and eight (what two cores serve).
+async fn tree_size(port: u16) -> u64 {
+    let info: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/log"))
+        .await
+        .expect("GET /api/v1/log")
+        .json()
+        .await
+        .expect("log info");
+    info["treeSize"].as_u64().expect("treeSize")
+}
+
 async fn read_latencies(port: u16, size: u64, reads: usize) {
     for clients in [1, 8] {
         read_latencies_with(port, size, reads, clients).await;
