@@ -127,6 +127,54 @@ async fn a_registry_that_keeps_failing_uploads_is_reported() {
     assert!(error.contains("500"), "{error}");
 }
 
+/// Attaches a bundle to an image through a proxy that refuses the first `times` manifest
+/// uploads with `MANIFEST_BLOB_UNKNOWN`; returns the result and the refusals injected.
+async fn attach_through_blob_unknown(times: usize) -> (Result<String, String>, usize) {
+    let reg = DockerRegistry::start();
+    let digest = Images::new().push(
+        &format!("{}/link-race:v1", reg.host()),
+        &[("a", b"link race".as_slice())],
+    );
+    let proxy = FaultyProxy::start(&reg.host(), CommitFault::ManifestBlobUnknown, times).await;
+    let image = ImageRef::parse(&format!("{}/link-race@{digest}", proxy.host())).unwrap();
+    let registry = anonymous();
+    let subject = subject(&registry, &image).await;
+    let attached = attach_bundle(
+        &registry,
+        &image,
+        &subject,
+        &BundleAttachment {
+            bundle_json: b"{\"writer\":0}",
+            content: "dsse-envelope",
+            predicate_type: cosign::SIGN_PREDICATE_TYPE,
+            created: "2026-11-30T00:00:00Z",
+        },
+    )
+    .await
+    .map(|a| a.reference)
+    .map_err(|e| e.to_string());
+    (attached, proxy.faults_injected())
+}
+
+/// Signers attaching to one image at once all commit the same empty config blob, and
+/// distribution can refuse a manifest naming it while another commit rewrites its link. The
+/// refusal (seen once in CI in the racing-writers test above) is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_refused_for_a_blob_being_rewritten_is_sent_again() {
+    let (attached, injected) = attach_through_blob_unknown(2).await;
+    assert_eq!(injected, 2);
+    let reference = attached.unwrap();
+    assert!(reference.contains("/link-race@sha256:"), "{reference}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_whose_blob_stays_unknown_is_reported() {
+    let (attached, injected) = attach_through_blob_unknown(100).await;
+    assert_eq!(injected, 4, "one upload and three retries");
+    let error = attached.unwrap_err();
+    assert!(error.contains("MANIFEST_BLOB_UNKNOWN"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_writers_of_a_legacy_signature_tag_all_land() {
     let reg = DockerRegistry::start();

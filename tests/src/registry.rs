@@ -631,10 +631,14 @@ pub enum CommitFault {
     /// Passes the request on, then answers 500 although the registry stored the blob, as
     /// distribution does to some of several clients committing one blob at the same moment.
     FailAfterStoring,
+    /// Answers a manifest upload with 400 `MANIFEST_BLOB_UNKNOWN` without passing it on, as
+    /// distribution's filesystem storage does to a manifest checked while another client's
+    /// commit of a blob it names rewrites that blob's link.
+    ManifestBlobUnknown,
 }
 
 /// A loopback HTTP proxy in front of a real registry that fails the first few blob upload
-/// commits. It stands in for a fault the real registry shows only under a race it cannot be
+/// commits (or manifest uploads, for `ManifestBlobUnknown`). It stands in for a fault the real registry shows only under a race it cannot be
 /// made to lose on demand; everything else is the registry's own answer.
 pub struct FaultyProxy {
     addr: std::net::SocketAddr,
@@ -742,11 +746,21 @@ async fn proxy_one(
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).await?;
-    let commit =
-        method == "PUT" && target.contains("/blobs/uploads/") && target.contains("digest=");
+    let commit = match fault {
+        CommitFault::ManifestBlobUnknown => method == "PUT" && target.contains("/manifests/"),
+        _ => method == "PUT" && target.contains("/blobs/uploads/") && target.contains("digest="),
+    };
     const FAILED: &[u8] =
         b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     let injected = fail(commit);
+    if injected && fault == CommitFault::ManifestBlobUnknown {
+        let body = r#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}]}"#;
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        return write_all(reader.into_inner(), answer.as_bytes()).await;
+    }
     if injected && fault == CommitFault::FailBeforeStoring {
         return write_all(reader.into_inner(), FAILED).await;
     }

@@ -649,26 +649,42 @@ impl Registry {
             target.repository(),
             reference.manifest_reference()
         );
-        let mut request = host
-            .http
-            .put(&url)
-            .header(CONTENT_TYPE, media_type)
-            .body(content.to_vec());
-        if let Some(auth) = host.authorization(target.repository(), true).await? {
-            request = request.header(AUTHORIZATION, auth);
-        }
-        let response = request.send().await.map_err(|e| request_error(&what, &e))?;
-        let status = response.status();
-        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(RegistryError::Unauthorized {
-                registry: host.name.clone(),
-                repository: target.repository().to_string(),
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = host
+                .http
+                .put(&url)
+                .header(CONTENT_TYPE, media_type)
+                .body(content.to_vec());
+            if let Some(auth) = host.authorization(target.repository(), true).await? {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            let response = request.send().await.map_err(|e| request_error(&what, &e))?;
+            let status = response.status();
+            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                return Err(RegistryError::Unauthorized {
+                    registry: host.name.clone(),
+                    repository: target.repository().to_string(),
+                    status: status.as_u16(),
+                });
+            }
+            if status.is_success() {
+                break response;
+            }
+            let body = read_bounded(response, 64 * 1024, &what)
+                .await
+                .unwrap_or_default();
+            if attempt < BLOB_PUSH_RETRIES && names_a_blob_being_rewritten(&body) {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                continue;
+            }
+            return Err(RegistryError::Http {
+                what,
                 status: status.as_u16(),
+                message: excerpt(&body),
             });
-        }
-        if !status.is_success() {
-            return Err(unexpected(response, what).await);
-        }
+        };
         if let Some(stored) = response
             .headers()
             .get(DOCKER_CONTENT_DIGEST)
@@ -796,6 +812,15 @@ fn is_transient(e: &oci_client::errors::OciDistributionError) -> bool {
         E::ServerError { code, .. } => *code >= 500,
         _ => false,
     }
+}
+
+/// Whether a manifest was refused because a blob it names looked absent. The distribution
+/// registry's filesystem storage rewrites a repository's link to a blob (truncate, then write)
+/// each time a client commits that blob; a manifest checked in between names a blob that is
+/// there a moment later. Signers attaching to one image at once all commit the same empty
+/// config blob, so this happens in practice; seen in this project's racing-writers test.
+fn names_a_blob_being_rewritten(body: &[u8]) -> bool {
+    body.windows(21).any(|w| w == b"MANIFEST_BLOB_UNKNOWN")
 }
 
 /// Whether a blob upload landed, whatever the upload call said. Two cases make the call
