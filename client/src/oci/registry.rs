@@ -348,13 +348,22 @@ async fn read_bounded(
 /// The error for an answer that is not the one expected, with the start of its body.
 async fn unexpected(response: reqwest::Response, what: String) -> RegistryError {
     let status = response.status().as_u16();
-    let body = read_bounded(response, 64 * 1024, &what)
+    let body = error_body(response, &what).await;
+    http_error(what, status, &body)
+}
+
+/// The start of an error answer's body (what a registry says about the error fits).
+async fn error_body(response: reqwest::Response, what: &str) -> Vec<u8> {
+    read_bounded(response, 64 * 1024, what)
         .await
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn http_error(what: String, status: u16, body: &[u8]) -> RegistryError {
     RegistryError::Http {
         what,
         status,
-        message: excerpt(&body),
+        message: excerpt(body),
     }
 }
 
@@ -619,7 +628,7 @@ impl Registry {
                 .await;
             match settle_upload(&host, &reference, &digest, pushed).await {
                 Ok(()) => return Ok(digest),
-                Err(e) if attempt < BLOB_PUSH_RETRIES && is_transient(&e) => {
+                Err(e) if attempt < PUSH_RETRIES && is_transient(&e) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
                 }
@@ -671,19 +680,13 @@ impl Registry {
             if status.is_success() {
                 break response;
             }
-            let body = read_bounded(response, 64 * 1024, &what)
-                .await
-                .unwrap_or_default();
-            if attempt < BLOB_PUSH_RETRIES && names_a_blob_being_rewritten(&body) {
+            let body = error_body(response, &what).await;
+            if attempt < PUSH_RETRIES && names_a_blob_being_rewritten(&body) {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
                 continue;
             }
-            return Err(RegistryError::Http {
-                what,
-                status: status.as_u16(),
-                message: excerpt(&body),
-            });
+            return Err(http_error(what, status.as_u16(), &body));
         };
         if let Some(stored) = response
             .headers()
@@ -797,9 +800,9 @@ impl Registry {
     }
 }
 
-/// How often a blob upload that failed on the registry's side is tried again. Blobs are
-/// content-addressed, so sending one twice cannot store anything wrong.
-const BLOB_PUSH_RETRIES: u32 = 3;
+/// How often an upload that failed on the registry's side is tried again. Blobs and manifests
+/// are content-addressed, so sending one twice cannot store anything wrong.
+const PUSH_RETRIES: u32 = 3;
 
 /// Whether an upload that did not land might land when sent again: the registry failed
 /// (5xx) or the connection did, as opposed to a refusal that would be repeated.

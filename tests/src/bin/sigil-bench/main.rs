@@ -485,7 +485,9 @@ async fn main() {
         );
         read_latencies(port, args.preload, args.reads.unwrap_or(5000)).await;
     } else if let Some(reads) = args.reads {
-        let size = tree_size(port).await;
+        let size = log_size(&reqwest::Client::new(), port)
+            .await
+            .expect("GET /api/v1/log: treeSize");
         println!("reads on a log of {size} entries");
         read_latencies(port, size, reads).await;
     }
@@ -800,16 +802,6 @@ fn report_disk(args: &Args, data: &Data) {
 
 /// Read latencies over HTTP at random points of a log of `size` entries: one client (the
 /// latency of one request) and eight (what two cores serve).
-async fn tree_size(port: u16) -> u64 {
-    let info: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/log"))
-        .await
-        .expect("GET /api/v1/log")
-        .json()
-        .await
-        .expect("log info");
-    info["treeSize"].as_u64().expect("treeSize")
-}
-
 async fn read_latencies(port: u16, size: u64, reads: usize) {
     for clients in [1, 8] {
         read_latencies_with(port, size, reads, clients).await;
