@@ -40,6 +40,45 @@ const FORWARD_RETRY: std::time::Duration = std::time::Duration::from_millis(100)
 /// commit into a recovery and a burst of 503s.
 const WRITER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// How often opening a log asks again for a lock held by another session.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The writer a log opens with: None for a cluster follower (the log is locked by the
+/// leader); without a cluster, the lock is waited for up to `options.lock_wait`.
+async fn first_writer(
+    store: &Store,
+    log_id: i64,
+    name: &str,
+    options: &EngineOptions,
+) -> Result<Option<Writer>, EngineError> {
+    let deadline = Instant::now() + options.lock_wait;
+    let mut waiting = false;
+    loop {
+        match store.writer(log_id, name).await {
+            Ok(w) => {
+                if waiting {
+                    tracing::info!(log = name, "the log's lock was released; writing");
+                }
+                return Ok(Some(w));
+            }
+            Err(StoreError::Locked(_)) if options.cluster.is_some() => return Ok(None),
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                if !waiting {
+                    tracing::warn!(
+                        log = name,
+                        wait = ?options.lock_wait,
+                        "another database session holds the log's lock (a sigild that just \
+                         stopped, or a second one on this database); waiting for it"
+                    );
+                    waiting = true;
+                }
+                tokio::time::sleep(LOCK_RETRY).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// `op` on the writer's connection, failed with [`EngineError::WriterUnavailable`] when the
 /// database does not answer within [`WRITER_DEADLINE`]. Whatever the abandoned statement did
 /// is found by recovery, as after any lost acknowledgement.
@@ -108,6 +147,12 @@ pub struct EngineOptions {
     /// it (reads, forwards appends) instead of refusing to start, and takes over when the
     /// leader's lock is released.
     pub cluster: Option<Cluster>,
+    /// Without a cluster: how long opening waits for another session's lock on the log to
+    /// end before refusing. A sigild killed a moment ago leaves its PostgreSQL session, and
+    /// the lock, behind until the server notices (a commit in flight finishes first; a host
+    /// that vanished takes the writer keepalives' ~5 s), and a restart that refused at once
+    /// would turn every crash under a supervisor into a crash loop. Zero refuses at once.
+    pub lock_wait: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -209,11 +254,7 @@ impl LogEngine {
         options: EngineOptions,
     ) -> Result<LogEngine, EngineError> {
         let (log_id, tree_id) = store.ensure_log(name, now_ms()).await?;
-        let writer = match store.writer(log_id, name).await {
-            Ok(w) => Some(w),
-            Err(StoreError::Locked(_)) if options.cluster.is_some() => None,
-            Err(e) => return Err(e.into()),
-        };
+        let writer = first_writer(&store, log_id, name, &options).await?;
         if let (Some(_), Some(cluster)) = (&writer, &options.cluster) {
             store
                 .set_leader(log_id, cluster.advertise_url(), now_ms())

@@ -233,10 +233,8 @@ impl Store {
             Db::Sqlite(pool) => Ok(Writer::Sqlite(pool.acquire().await?)),
             Db::Postgres(pool) => {
                 let mut conn = pool.acquire().await?;
-                // Key space: a fixed prefix so sigil's locks do not collide with other apps.
-                let key: i64 = 0x5161_0000_0000 + log_id;
                 let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
-                    .bind(key)
+                    .bind(writer_lock_key(log_id))
                     .fetch_one(&mut *conn)
                     .await?
                     .get(0);
@@ -1109,4 +1107,10 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt(format!("stored hash has {} bytes", bytes.len())))
+}
+
+/// The PostgreSQL advisory lock a log's writer holds: a fixed prefix keeps sigil's locks
+/// apart from other applications' on a shared server.
+pub fn writer_lock_key(log_id: i64) -> i64 {
+    0x5161_0000_0000 + log_id
 }

@@ -183,6 +183,18 @@ pub struct ServeArgs {
     /// needs the same keys and --public-url. See docs/operations.md.
     #[arg(long, env = "SIGIL_HA", requires = "database_url")]
     pub ha: bool,
+    /// Without --ha, on PostgreSQL: how long start-up waits, in seconds, for another
+    /// database session's hold on a log to end before refusing to start. A sigild killed a
+    /// moment ago leaves its session behind until PostgreSQL notices (up to about 5 s for a
+    /// host that vanished); a second sigild on the same database is refused after the wait.
+    /// 0 refuses at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        env = "SIGIL_LOCK_WAIT"
+    )]
+    pub lock_wait: u64,
     /// With --ha: the URL other nodes reach this one at (its internal write route). Defaults
     /// to http://<listen address> when that is a specific address.
     #[arg(long, env = "SIGIL_ADVERTISE_URL", requires = "ha")]

@@ -69,7 +69,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| args.data_dir.join("keys/rekor.pem"));
     let rekor_key = LogSigner::load_or_create(&rekor_key_path)?;
-    let rekor_engine = open_log(&store, "rekor", &args.data_dir, cluster.clone()).await?;
+    let rekor_engine = open_log(&store, "rekor", &args, cluster.clone()).await?;
     cluster_engines.push(rekor_engine.clone());
     // One pool for every service's signature checks: the cores are shared, so is the queue.
     let work = WorkPool::new(
@@ -123,7 +123,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| args.data_dir.join("keys/ctlog.pem"));
         let ct_key = LogSigner::load_or_create(&ct_key_path)?;
-        let ct_engine = open_log(&store, "ct", &args.data_dir, cluster.clone()).await?;
+        let ct_engine = open_log(&store, "ct", &args, cluster.clone()).await?;
         cluster_engines.push(ct_engine.clone());
         let ct = CtLog::new(ct_engine, ct_key);
         // A CT log is named by its key alone (its log ID); there is no checkpoint origin.
@@ -261,12 +261,13 @@ async fn open_witness(
 async fn open_log(
     store: &Store,
     name: &str,
-    data_dir: &std::path::Path,
+    args: &ServeArgs,
     cluster: Option<Cluster>,
 ) -> anyhow::Result<LogEngine> {
     let options = EngineOptions {
-        head_file: Some(HeadFile::new(data_dir.join("heads").join(name))),
+        head_file: Some(HeadFile::new(args.data_dir.join("heads").join(name))),
         cluster,
+        lock_wait: Duration::from_secs(args.lock_wait),
     };
     Ok(LogEngine::open_with(store.clone(), name, options).await?)
 }

@@ -609,8 +609,10 @@ async fn a_second_sigild_cannot_write_the_same_postgres_log() {
     let dir1 = tempfile::tempdir().unwrap();
     let _first = Server::start(dir1.path(), Some(&db));
     let dir2 = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigild"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .args(["--lock-wait", "1"])
         .arg("--data-dir")
         .arg(dir2.path())
         .output()
@@ -621,6 +623,55 @@ async fn a_second_sigild_cannot_write_the_same_postgres_log() {
         stderr.contains("another sigild already holds the log"),
         "{stderr}"
     );
+    // It waited for the lock before giving up, and said so.
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert!(stderr.contains("waiting for it"), "{stderr}");
+}
+
+/// A sigild killed a moment ago can leave its database session, and the log's lock, behind
+/// for a while (a commit in flight finishes first). A restart in that window waits for the
+/// lock instead of exiting: here the lock is held by a session of our own and let go 1.5 s
+/// after sigild starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_waits_for_a_lock_left_by_the_previous_session_on_postgres() {
+    use sqlx::{Connection, Row};
+    let db = fresh_postgres_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), Some(&db));
+    server.stop();
+
+    let mut session = sqlx::PgConnection::connect(&db).await.unwrap();
+    let log_id: i64 = sqlx::query("SELECT id FROM logs WHERE name = 'rekor'")
+        .fetch_one(&mut session)
+        .await
+        .unwrap()
+        .get(0);
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(sigil_log::store::writer_lock_key(log_id))
+        .execute(&mut session)
+        .await
+        .unwrap();
+    let hold = std::time::Duration::from_millis(1500);
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        session.close().await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    // Blocks until sigild answers /healthz; it exits (and this panics) if it gave up.
+    server.restart();
+    assert!(
+        started.elapsed() >= hold,
+        "sigild started while another session held the log's lock"
+    );
+    release.await.unwrap();
+    let api = Api::new(&server.url).await;
+    let resp = api
+        .post(
+            "/api/v1/log/entries",
+            &ClientKey::new().hashedrekord(b"after the wait"),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]
