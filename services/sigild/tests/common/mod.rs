@@ -17,12 +17,18 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sigil_proto::checkpoint::{Checkpoint, SignedNote};
 
+pub mod cluster;
+
 pub struct Server {
     child: Option<Child>,
     pub url: String,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// The address it listens on.
+    host: String,
     port: u16,
+    /// A command sigild runs under (`ip netns exec NAME`); empty for none.
+    prefix: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -39,21 +45,43 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, extra: &[&str]) -> Server {
+        Server::start_at("127.0.0.1", &[], data_dir, database_url, extra)
+    }
+
+    /// Starts sigild listening on `host`, run under the command `prefix` (e.g. `ip netns
+    /// exec NAME`, which replaces itself with sigild, so the child is sigild).
+    pub fn start_at(
+        host: &str,
+        prefix: &[String],
+        data_dir: &Path,
+        database_url: Option<&str>,
+        extra: &[&str],
+    ) -> Server {
         let port = free_port();
         let mut s = Server {
             child: None,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{host}:{port}"),
             data_dir: data_dir.to_path_buf(),
             database_url: database_url.map(str::to_string),
+            host: host.to_string(),
             port,
+            prefix: prefix.to_vec(),
         };
         s.spawn(extra);
         s
     }
 
     fn spawn(&mut self, extra: &[&str]) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigild"));
-        cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+        let sigild = env!("CARGO_BIN_EXE_sigild");
+        let mut cmd = match self.prefix.split_first() {
+            None => Command::new(sigild),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(sigild);
+                cmd
+            }
+        };
+        cmd.args(["serve", "--listen", &format!("{}:{}", self.host, self.port)])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(extra)
@@ -66,7 +94,7 @@ impl Server {
         self.child = Some(cmd.spawn().expect("spawn sigild"));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            if let Ok(mut stream) = std::net::TcpStream::connect((self.host.as_str(), self.port)) {
                 use std::io::{Read, Write};
                 let _ = stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
                 let mut buf = String::new();
