@@ -447,7 +447,18 @@ impl LogEngine {
             *self.inner.leader_url.write().expect("leader url lock") = None;
             return Err(EngineError::NotLeader(self.inner.name.clone()));
         }
-        match cluster.forward(&url, &self.inner.name, leaf).await {
+        let sent = tokio::select! {
+            sent = cluster.forward(&url, &self.inner.name, leaf) => sent,
+            // A leader cut off from the network answers nothing, and its answer could take
+            // as long as the forward timeout. Once the database names another leader the old
+            // one cannot commit any more, so the entry is either in the log already (the
+            // retry finds it as this submission's own duplicate) or nowhere.
+            moved_to = self.leader_moved_from(&url) => Err(ForwardError::Retry {
+                url: url.clone(),
+                reason: format!("leadership moved to {moved_to} while waiting for an answer"),
+            }),
+        };
+        match sent {
             Ok(outcome) => {
                 *self.inner.leader_url.write().expect("leader url lock") = Some(url);
                 if let AppendOutcome::New(a) = &outcome {
@@ -459,6 +470,20 @@ impl LogEngine {
             Err(e) => {
                 *self.inner.leader_url.write().expect("leader url lock") = None;
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Resolves when the database names a leader other than `url`. A node records itself
+    /// there only after taking the log's lock, which PostgreSQL grants only once the previous
+    /// holder's session has ended: from then on `url` can commit nothing more.
+    async fn leader_moved_from(&self, url: &str) -> String {
+        loop {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+            if let Ok(Some(now)) = self.inner.store.leader(self.inner.log_id).await
+                && now != url
+            {
+                return now;
             }
         }
     }

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use sigil_proto::checkpoint::{Checkpoint, SignedNote};
 
 pub mod cluster;
+pub mod netns;
 
 pub struct Server {
     child: Option<Child>,
