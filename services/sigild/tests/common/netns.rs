@@ -1,22 +1,32 @@
-//! A network namespace joined to the test's own by a veth pair. A process started in it
-//! reaches PostgreSQL and the other nodes only over that link, so taking the link down is a
-//! real partition: packets both ways are dropped, with no FIN and no RST, as behind a cut
-//! cable or a frozen switch. A SIGKILL cannot show this: the kernel closes the dead process's
-//! connections at once and the database sees it go.
+//! A private network of network namespaces: a bridge in the test's own namespace (holding
+//! the address PostgreSQL is reached at) and, per node, a namespace joined to the bridge by
+//! a veth pair. A process started in a node's namespace reaches PostgreSQL and the other
+//! nodes only over its link, so taking the link down is a real partition: packets both ways
+//! are dropped, with no FIN and no RST, as behind a cut cable or a frozen switch. A SIGKILL
+//! cannot show this: the kernel closes the dead process's connections at once and the
+//! database sees it go.
 //!
 //! Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2's `ip`; PostgreSQL must accept
-//! connections on the link's address (`scripts/test` lets it listen on every address and
+//! connections on the bridge's address (`scripts/test` lets it listen on every address and
 //! trusts 10.77.0.0/16).
 
 use std::process::Command;
 
-pub struct Namespace {
-    name: String,
-    inner_link: String,
-    /// The link's address on the test's side: PostgreSQL and the other nodes listen here.
+pub struct Network {
+    tag: String,
+    bridge: String,
+    subnet: u32,
+    namespaces: Vec<String>,
+    /// The bridge's address, in the test's namespace: PostgreSQL is reached here.
     pub host_ip: String,
-    /// The address inside the namespace.
-    pub inner_ip: String,
+}
+
+/// One node's namespace on the network.
+pub struct Host {
+    name: String,
+    link: String,
+    /// Its address, reachable from the test and from every other host.
+    pub ip: String,
 }
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -38,66 +48,75 @@ fn ip(args: &[&str]) -> Result<(), String> {
 fn must(result: Result<(), String>) {
     if let Err(e) = result {
         panic!(
-            "setting up a network namespace for a partition test needs root and iproute2 \
-             (ip netns, veth): {e}"
+            "setting up network namespaces for a partition test needs root and iproute2 \
+             (ip netns, veth, bridge): {e}"
         );
     }
 }
 
-impl Namespace {
-    pub fn create() -> Namespace {
-        // Named after this process, so parallel test runs and a crashed run's leftovers
-        // (deleted first) do not collide; interface names are at most 15 bytes.
+fn inside(ns: &str, args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["netns", "exec", ns, "ip"];
+    all.extend_from_slice(args);
+    ip(&all)
+}
+
+impl Network {
+    pub fn create() -> Network {
+        // Named after this process, so that parallel test runs do not collide and a crashed
+        // run's leftovers can be deleted first; interface names are at most 15 bytes.
         let pid = std::process::id();
         let subnet = pid % 250 + 1;
-        let ns = Namespace {
-            name: format!("sigil-test-{pid}"),
-            inner_link: format!("sgn{pid}"),
+        let net = Network {
+            tag: pid.to_string(),
+            bridge: format!("sgb{pid}"),
+            subnet,
+            namespaces: Vec::new(),
             host_ip: format!("10.77.{subnet}.1"),
-            inner_ip: format!("10.77.{subnet}.2"),
         };
-        let host_link = format!("sgh{pid}");
-        let _ = ip(&["netns", "del", &ns.name]);
-        let _ = ip(&["link", "del", &host_link]);
-        must(ip(&["netns", "add", &ns.name]));
-        must(ip(&[
-            "link",
-            "add",
-            &host_link,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &ns.inner_link,
-        ]));
-        must(ip(&["link", "set", &ns.inner_link, "netns", &ns.name]));
+        let _ = ip(&["link", "del", &net.bridge]);
+        must(ip(&["link", "add", &net.bridge, "type", "bridge"]));
         must(ip(&[
             "addr",
             "add",
-            &format!("{}/24", ns.host_ip),
+            &format!("{}/24", net.host_ip),
             "dev",
-            &host_link,
+            &net.bridge,
         ]));
-        must(ip(&["link", "set", &host_link, "up"]));
-        must(ns.inside(&[
-            "addr",
-            "add",
-            &format!("{}/24", ns.inner_ip),
-            "dev",
-            &ns.inner_link,
-        ]));
-        must(ns.inside(&["link", "set", &ns.inner_link, "up"]));
-        must(ns.inside(&["link", "set", "lo", "up"]));
-        ns
+        must(ip(&["link", "set", &net.bridge, "up"]));
+        net
     }
 
-    fn inside(&self, args: &[&str]) -> Result<(), String> {
-        let mut all = vec!["netns", "exec", &self.name, "ip"];
-        all.extend_from_slice(args);
-        ip(&all)
+    /// A new namespace on the network, with the next free address.
+    pub fn add_host(&mut self) -> Host {
+        let n = self.namespaces.len();
+        let host = Host {
+            name: format!("sigil-test-{}-{n}", self.tag),
+            link: format!("sgn{}n{n}", self.tag),
+            ip: format!("10.77.{}.{}", self.subnet, n + 2),
+        };
+        let outer = format!("sgh{}n{n}", self.tag);
+        let _ = ip(&["netns", "del", &host.name]);
+        let _ = ip(&["link", "del", &outer]);
+        must(ip(&["netns", "add", &host.name]));
+        self.namespaces.push(host.name.clone());
+        must(ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &host.link,
+        ]));
+        must(ip(&["link", "set", &outer, "master", &self.bridge]));
+        must(ip(&["link", "set", &outer, "up"]));
+        must(ip(&["link", "set", &host.link, "netns", &host.name]));
+        must(inside(
+            &host.name,
+            &["addr", "add", &format!("{}/24", host.ip), "dev", &host.link],
+        ));
+        must(inside(&host.name, &["link", "set", &host.link, "up"]));
+        must(inside(&host.name, &["link", "set", "lo", "up"]));
+        host
     }
+}
 
-    /// The command that runs a program inside the namespace.
+impl Host {
+    /// The command that runs a program in this namespace.
     pub fn exec_prefix(&self) -> Vec<String> {
         ["ip", "netns", "exec", &self.name]
             .iter()
@@ -105,20 +124,23 @@ impl Namespace {
             .collect()
     }
 
-    /// Takes the link down: from now on nothing crosses it, in either direction.
+    /// Takes the link down: from now on nothing reaches this host or leaves it.
     pub fn cut(&self) {
-        must(self.inside(&["link", "set", &self.inner_link, "down"]));
+        must(inside(&self.name, &["link", "set", &self.link, "down"]));
     }
 
     /// Brings the link back; connections that survived the silence carry on.
     pub fn heal(&self) {
-        must(self.inside(&["link", "set", &self.inner_link, "up"]));
+        must(inside(&self.name, &["link", "set", &self.link, "up"]));
     }
 }
 
-impl Drop for Namespace {
+impl Drop for Network {
     fn drop(&mut self) {
-        // Deleting the namespace deletes its end of the pair, and with it the other end.
-        let _ = ip(&["netns", "del", &self.name]);
+        // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+        for ns in &self.namespaces {
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = ip(&["link", "del", &self.bridge]);
     }
 }
