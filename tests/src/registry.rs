@@ -638,8 +638,9 @@ pub enum CommitFault {
 }
 
 /// A loopback HTTP proxy in front of a real registry that fails the first few blob upload
-/// commits (or manifest uploads, for `ManifestBlobUnknown`). It stands in for a fault the real registry shows only under a race it cannot be
-/// made to lose on demand; everything else is the registry's own answer.
+/// commits (or manifest uploads, for `ManifestBlobUnknown`). It stands in for a fault the
+/// real registry shows only under a race it cannot be made to lose on demand; everything
+/// else is the registry's own answer.
 pub struct FaultyProxy {
     addr: std::net::SocketAddr,
     injected: std::sync::Arc<std::sync::atomic::AtomicUsize>,

@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    Ack, assert_acknowledged_entries_kept, check_inclusion, client, copy_dir, leader,
-    submit_until_acked,
+    Writers, assert_acknowledged_entries_kept, client, copy_dir, leader, submit_until_acked,
 };
 use common::{ClientKey, Server, certificate_request, fresh_postgres_database, log_info};
 use reqwest::StatusCode;
@@ -114,38 +113,25 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
         assert_eq!(r.status(), StatusCode::OK, "followers are ready too");
     }
 
-    let urls = Arc::new(Mutex::new(
-        nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>(),
-    ));
-    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
-    let refusals = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (urls, acks, refusals, stop) =
-            (urls.clone(), acks.clone(), refusals.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let http = client();
-            let key = ClientKey::new();
-            let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let body = key.hashedrekord(format!("ha writer {w} entry {n}").as_bytes());
-                let ack = submit_until_acked(&http, &urls, &body, w + n, &refusals, PATIENCE).await;
-                if let Some(entry) = &ack.entry {
-                    check_inclusion(entry);
-                }
-                acks.lock().unwrap().push(ack);
-                n += 1;
-            }
-        }));
-    }
+    let mut writers = Writers::start(
+        WRITERS,
+        nodes.iter().map(|n| n.url.clone()).collect(),
+        "ha",
+        Duration::ZERO,
+        PATIENCE,
+    );
 
     // A CA client too: issuance needs the CT log's leader, wherever it is.
     let issued = Arc::new(Mutex::new(Vec::<Instant>::new()));
-    {
-        let (urls, issued, stop, issuer) =
-            (urls.clone(), issued.clone(), stop.clone(), issuer.clone());
-        writers.push(tokio::spawn(async move {
+    let stop_issuing = Arc::new(AtomicBool::new(false));
+    let issuing = {
+        let (urls, issued, stop, issuer) = (
+            writers.urls.clone(),
+            issued.clone(),
+            stop_issuing.clone(),
+            issuer.clone(),
+        );
+        tokio::spawn(async move {
             let http = client();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
@@ -153,14 +139,14 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
                 issued.lock().unwrap().push(Instant::now());
                 n += 1;
             }
-        }));
-    }
+        })
+    };
 
     let mut takeovers = Vec::new();
     let mut current = 0usize;
     for trial in 0..trials() {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = acks.lock().unwrap().len();
+        let before = writers.acknowledged();
         let killed_at = Instant::now();
         nodes[current].kill9();
         // A new leader: another node says so, and writes are acknowledged again.
@@ -175,7 +161,7 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         assert_ne!(next, current);
-        while acks.lock().unwrap().len() <= before + WRITERS {
+        while writers.acknowledged() <= before + WRITERS {
             assert!(
                 killed_at.elapsed() < Duration::from_secs(5),
                 "trial {trial}: writes did not resume within 5 s"
@@ -193,18 +179,16 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
         nodes[current].restart_after_kill_with(&args);
         current = next;
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    let acks = acks.lock().unwrap().clone();
+    stop_issuing.store(true, Ordering::Relaxed);
+    let acks = writers.stop().await;
+    issuing.await.unwrap();
     takeovers.sort();
     eprintln!(
         "{} trials, {} entries acknowledged, {} certificates, {} refusals (503); takeover median {:?}, max {:?}",
         takeovers.len(),
         acks.len(),
         issued.lock().unwrap().len(),
-        refusals.load(Ordering::Relaxed),
+        writers.refusals.load(Ordering::Relaxed),
         takeovers[takeovers.len() / 2],
         takeovers.last().unwrap()
     );
@@ -212,10 +196,10 @@ async fn the_leader_killed_repeatedly_loses_nothing_and_forks_nothing() {
     // Followers read what the leader committed within the follow interval.
     let ack = submit_until_acked(
         &http,
-        &urls,
+        &writers.urls,
         &ClientKey::new().hashedrekord(b"freshness"),
         0,
-        &refusals,
+        &writers.refusals,
         PATIENCE,
     )
     .await;

@@ -15,16 +15,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    Ack, assert_acknowledged_entries_kept, check_inclusion, client, copy_dir, leader,
-    says_it_leads, submit_until_acked,
+    Writers, assert_acknowledged_entries_kept, client, copy_dir, leader, says_it_leads,
 };
 use common::netns::Network;
-use common::{ClientKey, Server, fresh_postgres_database, log_info};
+use common::{Server, fresh_postgres_database, log_info};
 
 const NODES: usize = 3;
 const WRITERS: usize = 4;
@@ -75,32 +73,13 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
     let http = client();
     assert_eq!(leader(&http, &all).await, Some(0), "the first node leads");
 
-    let urls = Arc::new(Mutex::new(
-        nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>(),
-    ));
-    let acks = Arc::new(Mutex::new(Vec::<Ack>::new()));
-    let refusals = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..WRITERS {
-        let (urls, acks, refusals, stop) =
-            (urls.clone(), acks.clone(), refusals.clone(), stop.clone());
-        writers.push(tokio::spawn(async move {
-            let http = client();
-            let key = ClientKey::new();
-            let mut n = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let body = key.hashedrekord(format!("partition writer {w} entry {n}").as_bytes());
-                let ack = submit_until_acked(&http, &urls, &body, w + n, &refusals, PATIENCE).await;
-                if let Some(entry) = &ack.entry {
-                    check_inclusion(entry);
-                }
-                acks.lock().unwrap().push(ack);
-                n += 1;
-                tokio::time::sleep(PACE).await;
-            }
-        }));
-    }
+    let mut writers = Writers::start(
+        WRITERS,
+        nodes.iter().map(|n| n.url.clone()).collect(),
+        "partition",
+        PACE,
+        PATIENCE,
+    );
 
     let mut timings = Vec::new();
     let mut current = 0usize;
@@ -108,7 +87,7 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         // Clients move off the node about to be cut, as behind a load balancer; what they
         // send the others is forwarded to it until the cut.
-        *urls.lock().unwrap() = nodes
+        *writers.urls.lock().unwrap() = nodes
             .iter()
             .enumerate()
             .filter(|(i, _)| *i != current)
@@ -133,8 +112,8 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         let takeover = cut_at.elapsed();
-        let from = acks.lock().unwrap().len();
-        while acks.lock().unwrap().len() <= from + WRITERS {
+        let from = writers.acknowledged();
+        while writers.acknowledged() <= from + WRITERS {
             assert!(
                 cut_at.elapsed() < Duration::from_secs(10),
                 "trial {trial}: writes did not resume within 10 s of the cut"
@@ -158,21 +137,17 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
         }
         let stepped_down = healed_at.elapsed();
         assert_eq!(leader(&http, &all).await, Some(next), "one leader");
-        *urls.lock().unwrap() = nodes.iter().map(|n| n.url.clone()).collect();
+        *writers.urls.lock().unwrap() = nodes.iter().map(|n| n.url.clone()).collect();
         timings.push((takeover, resumed, stepped_down));
         current = next;
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    let acks = acks.lock().unwrap().clone();
+    let acks = writers.stop().await;
     eprintln!(
         "partition: {} cuts, {} entries acknowledged, {} refusals (503); per cut (takeover, \
          writes again, old leader a follower after the heal): {timings:?}",
         timings.len(),
         acks.len(),
-        refusals.load(Ordering::Relaxed),
+        writers.refusals.load(Ordering::Relaxed),
     );
 
     // Every node, the ones that were cut off included, comes to serve the same tree.

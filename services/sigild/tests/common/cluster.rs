@@ -3,15 +3,15 @@
 //! told.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use sigil_proto::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use sigil_proto::rekor_v1::{LogEntry, LogEntryMap};
 
-use super::{Server, consistency_proof, hash_from_hex, log_info};
+use super::{ClientKey, Server, consistency_proof, hash_from_hex, log_info};
 
 /// Copies a node's keys directory (or CA directory) to another node's data dir: every node
 /// signs as the same log and CA.
@@ -102,6 +102,80 @@ pub async fn submit_until_acked(
             }
             other => panic!("{url} answered {other}: {}", resp.text().await.unwrap()),
         }
+    }
+}
+
+/// Clients that write entries through `urls` until stopped, each retrying its entry across
+/// the nodes (`submit_until_acked`) and checking the proof of every 201.
+pub struct Writers {
+    /// The nodes the writers use; a test may change the list (a load balancer's view).
+    pub urls: Arc<Mutex<Vec<String>>>,
+    pub acks: Arc<Mutex<Vec<Ack>>>,
+    /// 503s seen (each retried).
+    pub refusals: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    /// `count` writers, each with its own key; `pace` is the pause between one writer's
+    /// entries, `patience` how long one entry may take.
+    pub fn start(
+        count: usize,
+        urls: Vec<String>,
+        label: &str,
+        pace: Duration,
+        patience: Duration,
+    ) -> Writers {
+        let mut writers = Writers {
+            urls: Arc::new(Mutex::new(urls)),
+            acks: Arc::default(),
+            refusals: Arc::default(),
+            stop: Arc::default(),
+            tasks: Vec::new(),
+        };
+        for w in 0..count {
+            let (urls, acks, refusals, stop) = (
+                writers.urls.clone(),
+                writers.acks.clone(),
+                writers.refusals.clone(),
+                writers.stop.clone(),
+            );
+            let label = label.to_string();
+            writers.tasks.push(tokio::spawn(async move {
+                let http = client();
+                let key = ClientKey::new();
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = key.hashedrekord(format!("{label} writer {w} entry {n}").as_bytes());
+                    let ack =
+                        submit_until_acked(&http, &urls, &body, w + n, &refusals, patience).await;
+                    if let Some(entry) = &ack.entry {
+                        check_inclusion(entry);
+                    }
+                    acks.lock().unwrap().push(ack);
+                    n += 1;
+                    if !pace.is_zero() {
+                        tokio::time::sleep(pace).await;
+                    }
+                }
+            }));
+        }
+        writers
+    }
+
+    /// How many entries have been acknowledged so far.
+    pub fn acknowledged(&self) -> usize {
+        self.acks.lock().unwrap().len()
+    }
+
+    /// Lets each writer finish its entry, then returns every acknowledgement.
+    pub async fn stop(&mut self) -> Vec<Ack> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks.drain(..) {
+            task.await.unwrap();
+        }
+        self.acks.lock().unwrap().clone()
     }
 }
 
