@@ -1,8 +1,13 @@
 //! What every HTTP personality shares: JSON errors and request-body handling that never
 //! lets a bad request through as a 5xx or a plain-text reply.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -145,6 +150,58 @@ pub async fn record_request(
     response
 }
 
+/// Middleware (outermost): a response sent before the request's body was read to its end
+/// says `Connection: close`. Such responses are the ones that refuse a request early: a body
+/// over the limit, a write refused under load, an unknown route. The server cannot reuse the
+/// connection (the unread rest of the body is still on it) and closes it after the response;
+/// without the header a client may already have sent its next request on that connection
+/// from its pool, and sees it fail with a closed connection instead of an answer.
+pub async fn close_if_body_unread(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let body = Body::new(ReadToEnd {
+        inner: body,
+        read: read.clone(),
+    });
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if !read.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for ReadToEnd {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Release);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +236,59 @@ mod tests {
         assert_eq!(json["message"], "internal error; see server logs");
         let resp = app.oneshot(get("/ok")).await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// A body that arrives in `count` chunks of 400 bytes, as a socket delivers it.
+    fn chunked(count: usize) -> Body {
+        let chunks = (0..count).map(|_| Ok::<_, std::io::Error>(vec![b' '; 400]));
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    async fn connection_header(method: &str, path: &str, body: Body) -> (StatusCode, bool) {
+        let app = Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .route("/ok", get(|| async { "ok" }))
+            .fallback(not_found_fallback)
+            .layer(axum::extract::DefaultBodyLimit::max(1000))
+            .layer(axum::middleware::from_fn(close_if_body_unread));
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(body)
+            .unwrap();
+        let resp = app.oneshot(request).await.unwrap();
+        let close = resp.headers().get(header::CONNECTION);
+        assert!(close.is_none_or(|v| v == "close"), "{close:?}");
+        (resp.status(), close.is_some())
+    }
+
+    #[tokio::test]
+    async fn a_response_before_the_body_was_read_closes_the_connection() {
+        // Over the limit: the extractor stops after the third chunk, two are left unread.
+        assert_eq!(
+            connection_header("POST", "/echo", chunked(5)).await,
+            (StatusCode::PAYLOAD_TOO_LARGE, true)
+        );
+        // An unknown route never reads the body.
+        assert_eq!(
+            connection_header("POST", "/nope", chunked(1)).await,
+            (StatusCode::NOT_FOUND, true)
+        );
+        // A body read to its end, and a request without one, keep the connection.
+        assert_eq!(
+            connection_header("POST", "/echo", chunked(2)).await,
+            (StatusCode::OK, false)
+        );
+        assert_eq!(
+            connection_header("GET", "/ok", Body::empty()).await,
+            (StatusCode::OK, false)
+        );
+        assert_eq!(
+            connection_header("GET", "/nope", Body::empty()).await,
+            (StatusCode::NOT_FOUND, false)
+        );
     }
 }

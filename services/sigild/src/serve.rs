@@ -204,7 +204,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .layer(
             TraceLayer::new_for_http()
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        );
+        )
+        // Outermost, so that it sees the final answer, whichever layer gave it.
+        .layer(middleware::from_fn(sigil_log::http::close_if_body_unread));
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

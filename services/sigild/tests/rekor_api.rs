@@ -874,3 +874,50 @@ async fn request_durations_are_recorded_per_route() {
         "a client's path must not become a label"
     );
 }
+
+/// Writes `request` on a fresh connection and reads until the server closes it.
+fn exchange(url: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)
+        .expect("the server closes the connection");
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn a_body_refused_before_it_was_read_closes_the_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+
+    // A body over the limit (128 KiB), of which the server reads only the start: the answer
+    // says the connection closes (so a client does not send its next request on it), and it
+    // does. The server answers once it has read past the limit, not from the declared length.
+    let mut request = format!(
+        "POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        1024 * 1024
+    )
+    .into_bytes();
+    request.extend_from_slice(&[b' '; 256 * 1024]);
+    let answer = exchange(&server.url, &request);
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // A refusal after the whole body was read keeps the connection: the second request on
+    // it (which asks to close) is answered too.
+    let answer = exchange(
+        &server.url,
+        b"POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
+          content-length: 1\r\n\r\n{\
+          GET /api/v1/log HTTP/1.1\r\nhost: sigil\r\nconnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("http/1.1 400"), "{answer}");
+    let second = answer
+        .find("http/1.1 200")
+        .unwrap_or_else(|| panic!("no answer to the second request: {answer}"));
+    assert!(!answer[..second].contains("connection: close"), "{answer}");
+}
