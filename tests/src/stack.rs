@@ -16,9 +16,24 @@ pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
-/// Path of a workspace binary, built first (a no-op when `cargo test --workspace` already did).
-/// Tests of one package cannot name another package's binaries through CARGO_BIN_EXE_*.
+/// Path of a workspace binary, built first. Tests of one package cannot name another
+/// package's binaries through CARGO_BIN_EXE_*.
+///
+/// `scripts/test` sets `SIGIL_PREBUILT_BINARIES=1` after its `cargo test --workspace
+/// --all-targets --no-run`, which has just built every binary of this source tree. Then the
+/// build here is skipped: `cargo build -p <package>` resolves dependency features for that one
+/// package without dev-dependencies, so it is not a no-op after the workspace's test build
+/// but a second build of much of the dependency tree (about two minutes per package in CI).
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(bin);
+    if std::env::var_os("SIGIL_PREBUILT_BINARIES").is_some_and(|v| v == "1") {
+        assert!(
+            path.exists(),
+            "SIGIL_PREBUILT_BINARIES=1 but {} is missing: build the workspace's tests first",
+            path.display()
+        );
+        return path;
+    }
     let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -27,7 +42,7 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         .status()
         .expect("run cargo build");
     assert!(status.success(), "building {bin} failed");
-    target_dir().join("debug").join(bin)
+    path
 }
 
 pub struct Stack {
