@@ -107,6 +107,10 @@ pub struct NewRow {
 const WRITER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; \
      SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000";
 
+/// How long taking a PostgreSQL writer connection may take: the same 5 s after which its
+/// keepalives give up on a silent database.
+const WRITER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 // Bind counts per multi-row INSERT stay well below SQLite's and PostgreSQL's limits.
 const ROWS_PER_INSERT: usize = 500;
 
@@ -169,7 +173,7 @@ impl Store {
             .max_connections(16)
             .after_connect(move |_conn, _meta| {
                 Box::pin(async move {
-                    nagle::disable_on_connections_to(port);
+                    pg_sockets::tune_connections_to(port);
                     Ok(())
                 })
             })
@@ -232,7 +236,13 @@ impl Store {
         match &self.db {
             Db::Sqlite(pool) => Ok(Writer::Sqlite(pool.acquire().await?)),
             Db::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
+                // Bounded, so that a node cut off from the database fails its writes and
+                // retries soon rather than sitting in a connect for the pool's 30 s. Only the
+                // acquisition: abandoning the lock query could leave a lock on a pooled
+                // connection.
+                let mut conn = tokio::time::timeout(WRITER_CONNECT_TIMEOUT, pool.acquire())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
                 let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
                     .bind(writer_lock_key(log_id))
                     .fetch_one(&mut *conn)
@@ -1014,15 +1024,31 @@ fn values_sql(prefix: &str, columns: usize, rows: usize) -> String {
     sql
 }
 
-/// sqlx 0.9.0 no longer sets TCP_NODELAY on its sockets (upstream issue transact-rs/sqlx#4335,
-/// fixed by #4336 but not yet released). With Nagle's algorithm on, PostgreSQL round trips
-/// over TCP stall for the peer's 40 ms delayed ACK: measured here, a batch commit took ~80 ms
-/// over TCP and ~2 ms over the Unix socket. sqlx gives no access to its socket, so after each
-/// connect we set the option on this process's TCP sockets whose peer is the database port.
-/// Remove once sqlx sets it again.
-mod nagle {
+/// Options sqlx does not set on its PostgreSQL sockets, set after each connect on this
+/// process's TCP sockets whose peer is the database port (sqlx gives no access to its socket).
+///
+/// - TCP_NODELAY: sqlx 0.9.0 no longer sets it (upstream issue transact-rs/sqlx#4335, fixed by
+///   #4336 but not yet released). With Nagle's algorithm on, round trips stall for the peer's
+///   40 ms delayed ACK: measured here, a batch commit took ~80 ms over TCP and ~2 ms over the
+///   Unix socket. Remove once sqlx sets it again.
+/// - Keepalives and TCP_USER_TIMEOUT, the client's side of [`WRITER_KEEPALIVES`]: a node cut
+///   off from the database learns it within seconds, not when the kernel gives up
+///   retransmitting (about 15 minutes), so a leader on the wrong side of a partition stops
+///   taking writes and says it is not ready about 5 s after the database went silent.
+mod pg_sockets {
+    /// Probe after 2 s idle, every 1 s; data or probes unanswered for 5 s end the connection.
     #[cfg(target_os = "linux")]
-    pub fn disable_on_connections_to(port: u16) {
+    const OPTIONS: [(libc::c_int, libc::c_int, libc::c_int); 6] = [
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY, 1),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 2),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000),
+    ];
+
+    #[cfg(target_os = "linux")]
+    pub fn tune_connections_to(port: u16) {
         let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
             return;
         };
@@ -1034,47 +1060,57 @@ mod nagle {
             else {
                 continue;
             };
-            // SAFETY: getpeername/setsockopt only read or write the buffers passed with their
-            // sizes; a descriptor that is not a socket (or closed meanwhile) just fails.
-            unsafe {
-                let mut addr: libc::sockaddr_storage = std::mem::zeroed();
-                let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                if libc::getpeername(
-                    fd,
-                    (&mut addr as *mut libc::sockaddr_storage).cast(),
-                    &mut len,
-                ) != 0
-                {
-                    continue;
+            if peer_port(fd) != Some(port) {
+                continue;
+            }
+            for (level, name, value) in OPTIONS {
+                // SAFETY: setsockopt reads `value` for the size given; on a descriptor that is
+                // no longer this socket (closed meanwhile) it just fails.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        level,
+                        name,
+                        (&value as *const libc::c_int).cast(),
+                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                    );
                 }
-                let peer_port = match i32::from(addr.ss_family) {
-                    libc::AF_INET => u16::from_be(
-                        (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>())
-                            .sin_port,
-                    ),
-                    libc::AF_INET6 => u16::from_be(
-                        (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>())
-                            .sin6_port,
-                    ),
-                    _ => continue,
-                };
-                if peer_port != port {
-                    continue;
-                }
-                let one: libc::c_int = 1;
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
+            }
+        }
+    }
+
+    /// The remote port of `fd` if it is a connected TCP/IP socket.
+    #[cfg(target_os = "linux")]
+    fn peer_port(fd: i32) -> Option<u16> {
+        // SAFETY: getpeername writes at most `len` bytes into `addr`; a descriptor that is not
+        // a socket just fails. The casts read the family-specific struct the family names.
+        unsafe {
+            let mut addr: libc::sockaddr_storage = std::mem::zeroed();
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            if libc::getpeername(
+                fd,
+                (&mut addr as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            ) != 0
+            {
+                return None;
+            }
+            match i32::from(addr.ss_family) {
+                libc::AF_INET => Some(u16::from_be(
+                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>())
+                        .sin_port,
+                )),
+                libc::AF_INET6 => Some(u16::from_be(
+                    (*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>())
+                        .sin6_port,
+                )),
+                _ => None,
             }
         }
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn disable_on_connections_to(_port: u16) {}
+    pub fn tune_connections_to(_port: u16) {}
 }
 
 /// How a search key is stored: a key ending in a hex digest of a known kind becomes one tag

@@ -6,7 +6,9 @@
 //! docs/operations.md).
 //!
 //! Each trial asserts: another node takes the lock, and writes are acknowledged again,
-//! within 10 s of the cut; once the link is back the old leader steps down to follower.
+//! within 10 s of the cut; a client on the old leader's side of the cut has its write refused
+//! (503) within 12 s rather than left hanging; once the link is back the old leader steps
+//! down to follower.
 //! Then the independent check of every acknowledged entry, its proof and every checkpoint a
 //! client was given, as in the kill test (ha.rs), and every node serving the same tree.
 //!
@@ -21,8 +23,9 @@ use std::time::{Duration, Instant};
 use common::cluster::{
     Writers, assert_acknowledged_entries_kept, client, copy_dir, leader, says_it_leads,
 };
+use common::netns::Host;
 use common::netns::Network;
-use common::{Server, fresh_postgres_database, log_info};
+use common::{ClientKey, Server, fresh_postgres_database, log_info};
 
 const NODES: usize = 3;
 const WRITERS: usize = 4;
@@ -121,13 +124,25 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let resumed = cut_at.elapsed();
-        // Some writing under the new leader while the old one is still cut off.
+        // Some writing under the new leader while the old one is still cut off, and a client
+        // on the old leader's side of the cut: its write is refused within seconds (the old
+        // leader's database connections give up), not left hanging.
+        let stranded = write_from_inside(&hosts[current], &nodes[current], trial);
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let (status, refused_after) = stranded.await.unwrap();
+        assert_eq!(
+            status, "503",
+            "trial {trial}: a write to the cut-off leader from its own side"
+        );
+        assert!(
+            refused_after < 12.0,
+            "trial {trial}: the cut-off leader took {refused_after} s to refuse a write"
+        );
 
         hosts[current].heal();
         let healed_at = Instant::now();
-        // The old leader learns it lost the lock when its writer's connection fails (its
-        // packets now meet a closed session) or the writer deadline passes; then it follows.
+        // Its database connections gave up during the cut; its next try to take the lock
+        // again finds it held, and it follows.
         while says_it_leads(&http, &nodes[current]).await != Some(false) {
             assert!(
                 healed_at.elapsed() < Duration::from_secs(45),
@@ -138,13 +153,14 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
         let stepped_down = healed_at.elapsed();
         assert_eq!(leader(&http, &all).await, Some(next), "one leader");
         *writers.urls.lock().unwrap() = nodes.iter().map(|n| n.url.clone()).collect();
-        timings.push((takeover, resumed, stepped_down));
+        timings.push((takeover, resumed, refused_after, stepped_down));
         current = next;
     }
     let acks = writers.stop().await;
     eprintln!(
         "partition: {} cuts, {} entries acknowledged, {} refusals (503); per cut (takeover, \
-         writes again, old leader a follower after the heal): {timings:?}",
+         writes again, seconds to refuse a write on the old leader's side, old leader a \
+         follower after the heal): {timings:?}",
         timings.len(),
         acks.len(),
         writers.refusals.load(Ordering::Relaxed),
@@ -169,4 +185,31 @@ async fn a_leader_cut_off_from_the_network_is_replaced_and_forks_nothing() {
         }
     }
     assert_acknowledged_entries_kept(&http, &nodes[0].url, &acks, 0).await;
+}
+
+/// Sends one write to `node` from inside `host`'s namespace (curl, 30 s at most), and gives
+/// its status and how long the answer took, in seconds.
+fn write_from_inside(
+    host: &Host,
+    node: &Server,
+    trial: usize,
+) -> tokio::task::JoinHandle<(String, f64)> {
+    let body = ClientKey::new().hashedrekord(format!("stranded {trial}").as_bytes());
+    let mut command = tokio::process::Command::new("ip");
+    command
+        .args(&host.exec_prefix()[1..])
+        .args(["curl", "-s", "-m", "30", "-o", "/dev/null"])
+        .args(["-w", "%{http_code} %{time_total}"])
+        .args(["-H", "content-type: application/json"])
+        .args(["--data-binary", &body.to_string()])
+        .arg(format!("{}/api/v1/log/entries", node.url));
+    tokio::spawn(async move {
+        let out = command.output().await.expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (status, seconds) = text.split_once(' ').expect("curl's -w output");
+        (
+            status.to_string(),
+            seconds.parse().expect("curl's time_total"),
+        )
+    })
 }
