@@ -7,27 +7,10 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Builds sigild (a client test cannot use another package's CARGO_BIN_EXE) and returns it.
+/// sigild, built first unless scripts/test already did (a client test cannot use another
+/// package's CARGO_BIN_EXE).
 fn sigild_binary() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-p", "sigild"])
-        .current_dir(workspace())
-        .status()
-        .expect("running cargo build -p sigild");
-    assert!(status.success(), "cargo build -p sigild failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    let bin = target.join("debug").join("sigild");
-    assert!(bin.exists(), "{} missing after build", bin.display());
-    bin
+    sigil_tests::stack::workspace_binary("sigild", "sigild")
 }
 
 fn free_port() -> u16 {
