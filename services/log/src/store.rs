@@ -102,14 +102,28 @@ pub struct NewRow {
     pub index_keys: Vec<String>,
 }
 
-/// Session settings of a PostgreSQL writer connection (see [`Store::writer`]): probe after
-/// 2 s idle, every 1 s, give up after 3 unanswered; unacknowledged sends fail after 5 s.
-const WRITER_KEEPALIVES: &str = "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; \
-     SET tcp_keepalives_count = 3; SET tcp_user_timeout = 5000";
+/// How both ends of a PostgreSQL connection notice that the other went silent: probe after
+/// 2 s idle, every 1 s, give up after 3 unanswered; unacknowledged sends fail after 5 s. The
+/// server's side is set on each writer session ([`writer_keepalives`]), sigild's own on every
+/// database socket (module `pg_sockets`).
+const KEEPALIVE_IDLE_S: i32 = 2;
+const KEEPALIVE_INTERVAL_S: i32 = 1;
+const KEEPALIVE_COUNT: i32 = 3;
+const USER_TIMEOUT_MS: i32 = 5000;
 
-/// How long taking a PostgreSQL writer connection may take: the same 5 s after which its
-/// keepalives give up on a silent database.
-const WRITER_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Session settings of a PostgreSQL writer connection (see [`Store::writer`]).
+fn writer_keepalives() -> String {
+    format!(
+        "SET tcp_keepalives_idle = {KEEPALIVE_IDLE_S}; SET tcp_keepalives_interval = \
+         {KEEPALIVE_INTERVAL_S}; SET tcp_keepalives_count = {KEEPALIVE_COUNT}; \
+         SET tcp_user_timeout = {USER_TIMEOUT_MS}"
+    )
+}
+
+/// How long taking a PostgreSQL writer connection may take: as long as a silent database
+/// is given on an open one.
+const WRITER_CONNECT_TIMEOUT: std::time::Duration =
+    std::time::Duration::from_millis(USER_TIMEOUT_MS as u64);
 
 // Bind counts per multi-row INSERT stay well below SQLite's and PostgreSQL's limits.
 const ROWS_PER_INSERT: usize = 500;
@@ -255,7 +269,10 @@ impl Store {
                 // (a network partition, a host that froze) would keep it until the server's
                 // TCP keepalive gives up, two hours by default; with these the server drops
                 // the session, and the lock, about 5 s after the leader stops answering.
-                sqlx::raw_sql(WRITER_KEEPALIVES).execute(&mut *conn).await?;
+                // Built from constants only.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(writer_keepalives()))
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(Writer::Postgres(conn))
             }
         }
@@ -1031,20 +1048,31 @@ fn values_sql(prefix: &str, columns: usize, rows: usize) -> String {
 ///   #4336 but not yet released). With Nagle's algorithm on, round trips stall for the peer's
 ///   40 ms delayed ACK: measured here, a batch commit took ~80 ms over TCP and ~2 ms over the
 ///   Unix socket. Remove once sqlx sets it again.
-/// - Keepalives and TCP_USER_TIMEOUT, the client's side of [`WRITER_KEEPALIVES`]: a node cut
+/// - Keepalives and TCP_USER_TIMEOUT, the client's side of [`writer_keepalives`]: a node cut
 ///   off from the database learns it within seconds, not when the kernel gives up
 ///   retransmitting (about 15 minutes), so a leader on the wrong side of a partition stops
 ///   taking writes and says it is not ready about 5 s after the database went silent.
 mod pg_sockets {
-    /// Probe after 2 s idle, every 1 s; data or probes unanswered for 5 s end the connection.
     #[cfg(target_os = "linux")]
     const OPTIONS: [(libc::c_int, libc::c_int, libc::c_int); 6] = [
         (libc::IPPROTO_TCP, libc::TCP_NODELAY, 1),
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 2),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 1),
-        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3),
-        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, 5000),
+        (
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            super::KEEPALIVE_IDLE_S,
+        ),
+        (
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            super::KEEPALIVE_INTERVAL_S,
+        ),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, super::KEEPALIVE_COUNT),
+        (
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            super::USER_TIMEOUT_MS,
+        ),
     ];
 
     #[cfg(target_os = "linux")]

@@ -195,9 +195,10 @@ fn write_from_inside(
     trial: usize,
 ) -> tokio::task::JoinHandle<(String, f64)> {
     let body = ClientKey::new().hashedrekord(format!("stranded {trial}").as_bytes());
-    let mut command = tokio::process::Command::new("ip");
+    let prefix = host.exec_prefix();
+    let mut command = tokio::process::Command::new(&prefix[0]);
     command
-        .args(&host.exec_prefix()[1..])
+        .args(&prefix[1..])
         .args(["curl", "-s", "-m", "30", "-o", "/dev/null"])
         .args(["-w", "%{http_code} %{time_total}"])
         .args(["-H", "content-type: application/json"])
