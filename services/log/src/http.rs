@@ -58,6 +58,18 @@ impl HttpError {
     }
 }
 
+/// A storage outage is the client's to retry (503 with `Retry-After`), reads as well as
+/// writes; anything else is our own fault.
+impl From<crate::engine::EngineError> for HttpError {
+    fn from(e: crate::engine::EngineError) -> HttpError {
+        if e.is_unavailable() {
+            HttpError::unavailable(e.to_string())
+        } else {
+            HttpError::internal(e)
+        }
+    }
+}
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let body = ApiError {
@@ -213,6 +225,22 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt;
     use tower_http::catch_panic::CatchPanicLayer;
+
+    #[test]
+    fn a_storage_outage_is_503_with_retry_after_and_a_diverged_log_is_500() {
+        use crate::engine::EngineError;
+        let outage = HttpError::from(EngineError::WriterUnavailable("database gone".into()));
+        assert_eq!(outage.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(outage.message.contains("database gone"));
+        assert!(outage.retry_after.is_some());
+        let fork = HttpError::from(EngineError::Diverged {
+            log: "rekor".into(),
+            reason: "secret detail".into(),
+        });
+        assert_eq!(fork.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!fork.message.contains("secret detail"));
+        assert!(fork.retry_after.is_none());
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_500_json_and_the_router_keeps_serving() {

@@ -126,14 +126,14 @@ async fn get_tile(
             .engine()
             .level_hashes(merkle_level, start, width)
             .await
-            .map_err(HttpError::internal)?
+            .map_err(HttpError::from)?
             .concat(),
         None => {
             let entries = log
                 .engine()
                 .entries(start, end)
                 .await
-                .map_err(HttpError::internal)?;
+                .map_err(HttpError::from)?;
             let mut out = Vec::new();
             for e in entries {
                 let len = u16::try_from(e.leaf.len())

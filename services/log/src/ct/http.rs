@@ -95,7 +95,7 @@ async fn get_sth_consistency(
         ct.engine()
             .consistency_proof(first, second)
             .await
-            .map_err(HttpError::internal)?
+            .map_err(HttpError::from)?
     };
     Ok(Json(GetSthConsistencyResponse {
         consistency: proof.iter().map(|h| STANDARD.encode(h)).collect(),
@@ -127,14 +127,14 @@ async fn get_proof_by_hash(
         .engine()
         .index_of_leaf_hash(&hash)
         .await
-        .map_err(HttpError::internal)?
+        .map_err(HttpError::from)?
         .filter(|i| *i < tree_size)
         .ok_or_else(|| HttpError::not_found("no entry with that leaf hash in the tree"))?;
     let proof = ct
         .engine()
         .inclusion_proof(index, tree_size)
         .await
-        .map_err(HttpError::internal)?;
+        .map_err(HttpError::from)?;
     Ok(Json(GetProofByHashResponse {
         leaf_index: index,
         audit_path: proof.iter().map(|h| STANDARD.encode(h)).collect(),
@@ -163,7 +163,7 @@ async fn get_entries(
         .engine()
         .entries(start, end_exclusive)
         .await
-        .map_err(HttpError::internal)?;
+        .map_err(HttpError::from)?;
     Ok(Json(GetEntriesResponse {
         entries: entries
             .into_iter()

@@ -151,12 +151,7 @@ impl RekorLog {
 
     /// A stored entry with a fresh proof against the current head.
     async fn stored_log_entry(&self, index: u64) -> Result<Option<(String, LogEntry)>, HttpError> {
-        let Some(entry) = self
-            .engine
-            .entry(index)
-            .await
-            .map_err(HttpError::internal)?
-        else {
+        let Some(entry) = self.engine.entry(index).await.map_err(HttpError::from)? else {
             return Ok(None);
         };
         let head = self.engine.tree_head();
@@ -164,7 +159,7 @@ impl RekorLog {
             .engine
             .inclusion_proof(index, head.size)
             .await
-            .map_err(HttpError::internal)?;
+            .map_err(HttpError::from)?;
         let le = self.log_entry(&entry.leaf, entry.timestamp_ms, index, &head, &proof);
         Ok(Some((self.entry_id(&entry.leaf_hash), le)))
     }
@@ -337,7 +332,7 @@ async fn get_entry_by_uuid(
         .engine
         .index_of_leaf_hash(&leaf_hash)
         .await
-        .map_err(HttpError::internal)?
+        .map_err(HttpError::from)?
         .ok_or_else(|| HttpError::not_found(format!("no entry with UUID {uuid}")))?;
     match log.stored_log_entry(index).await? {
         Some((id, le)) => Ok(entry_response(StatusCode::OK, id, le, &log.base_url)),
@@ -367,7 +362,7 @@ async fn retrieve_entries(
             .engine
             .index_of_leaf_hash(&h)
             .await
-            .map_err(HttpError::internal)?
+            .map_err(HttpError::from)?
         {
             indexes.push(i);
         }
@@ -383,7 +378,7 @@ async fn retrieve_entries(
             .engine
             .index_of_leaf_hash(&h)
             .await
-            .map_err(HttpError::internal)?
+            .map_err(HttpError::from)?
         {
             indexes.push(i);
         }
@@ -502,7 +497,7 @@ async fn search_index(
         .engine
         .search(&key_sets, and, page.cursor.unwrap_or(u64::MAX), limit + 1)
         .await
-        .map_err(HttpError::internal)?;
+        .map_err(HttpError::from)?;
     let more = found.len() as u64 > limit;
     found.truncate(limit as usize);
     let ids: Vec<String> = found.iter().map(|(_, h)| log.entry_id(h)).collect();
@@ -584,12 +579,8 @@ async fn get_consistency_proof(
         .engine
         .consistency_proof(first, last)
         .await
-        .map_err(HttpError::internal)?;
-    let root = log
-        .engine
-        .root_at(last)
-        .await
-        .map_err(HttpError::internal)?;
+        .map_err(HttpError::from)?;
+    let root = log.engine.root_at(last).await.map_err(HttpError::from)?;
     Ok(Json(ConsistencyProof {
         root_hash: hex::encode(root),
         hashes: hashes.iter().map(hex::encode).collect(),
