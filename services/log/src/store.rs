@@ -104,15 +104,19 @@ pub struct NewRow {
 
 /// How both ends of a PostgreSQL connection notice that the other went silent: probe after
 /// 2 s idle, every 1 s, give up after 3 unanswered; unacknowledged sends fail after 5 s. The
-/// server's side is set on each writer session ([`writer_keepalives`]), sigild's own on every
-/// database socket (module `pg_sockets`).
+/// server's side is set on every session sigild opens ([`session_keepalives`]), sigild's own
+/// on every database socket (module `pg_sockets`).
 const KEEPALIVE_IDLE_S: i32 = 2;
 const KEEPALIVE_INTERVAL_S: i32 = 1;
 const KEEPALIVE_COUNT: i32 = 3;
 const USER_TIMEOUT_MS: i32 = 5000;
 
-/// Session settings of a PostgreSQL writer connection (see [`Store::writer`]).
-fn writer_keepalives() -> String {
+/// Session settings of every PostgreSQL connection sigild opens. On the writer's session they
+/// bound how long a leader cut off without a word keeps the log's lock (two hours with the
+/// server's defaults); on the others, how long such a node's sessions keep a connection slot
+/// on the server: each cut-off node left its pool's sessions behind, and a few partitions
+/// used up PostgreSQL's 100 slots (seen in the partition test with ten cuts).
+fn session_keepalives() -> String {
     format!(
         "SET tcp_keepalives_idle = {KEEPALIVE_IDLE_S}; SET tcp_keepalives_interval = \
          {KEEPALIVE_INTERVAL_S}; SET tcp_keepalives_count = {KEEPALIVE_COUNT}; \
@@ -124,6 +128,14 @@ fn writer_keepalives() -> String {
 /// is given on an open one.
 const WRITER_CONNECT_TIMEOUT: std::time::Duration =
     std::time::Duration::from_millis(USER_TIMEOUT_MS as u64);
+
+/// How long a read may wait for one of the PostgreSQL pool's connections, a new one
+/// included. In a partition that drops packets a new connection waits for an answer that
+/// never comes; sqlx's default (30 s) would hold a follower's head poll, and every read
+/// behind it, that long. A healthy pool hands out connections in milliseconds, so waiting
+/// this long already means the database is out of reach or badly overloaded, and the client
+/// is better served by a 503 it can retry.
+const POOL_ACQUIRE_TIMEOUT: std::time::Duration = WRITER_CONNECT_TIMEOUT;
 
 // Bind counts per multi-row INSERT stay well below SQLite's and PostgreSQL's limits.
 const ROWS_PER_INSERT: usize = 500;
@@ -185,9 +197,14 @@ impl Store {
         let port = options.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .after_connect(move |_conn, _meta| {
+            .acquire_timeout(POOL_ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     pg_sockets::tune_connections_to(port);
+                    // Built from constants only.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(session_keepalives()))
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -265,14 +282,9 @@ impl Store {
                 if !got {
                     return Err(StoreError::Locked(log_name.to_string()));
                 }
-                // The lock lives as long as this session. A leader cut off without a word
-                // (a network partition, a host that froze) would keep it until the server's
-                // TCP keepalive gives up, two hours by default; with these the server drops
-                // the session, and the lock, about 5 s after the leader stops answering.
-                // Built from constants only.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(writer_keepalives()))
-                    .execute(&mut *conn)
-                    .await?;
+                // The lock lives as long as this session; the session's keepalives (set on
+                // every connection, `session_keepalives`) end it, and the lock, about 5 s
+                // after a leader cut off without a word stops answering.
                 Ok(Writer::Postgres(conn))
             }
         }
@@ -1048,7 +1060,7 @@ fn values_sql(prefix: &str, columns: usize, rows: usize) -> String {
 ///   #4336 but not yet released). With Nagle's algorithm on, round trips stall for the peer's
 ///   40 ms delayed ACK: measured here, a batch commit took ~80 ms over TCP and ~2 ms over the
 ///   Unix socket. Remove once sqlx sets it again.
-/// - Keepalives and TCP_USER_TIMEOUT, the client's side of [`writer_keepalives`]: a node cut
+/// - Keepalives and TCP_USER_TIMEOUT, the client's side of [`session_keepalives`]: a node cut
 ///   off from the database learns it within seconds, not when the kernel gives up
 ///   retransmitting (about 15 minutes), so a leader on the wrong side of a partition stops
 ///   taking writes and says it is not ready about 5 s after the database went silent.
