@@ -25,6 +25,11 @@ pub struct Network {
 pub struct Host {
     name: String,
     link: String,
+    /// The other end of its veth pair, on the bridge in the test's namespace.
+    outer: String,
+    /// The bridge, and its address (PostgreSQL's).
+    bridge: String,
+    host_ip: String,
     /// Its address, reachable from the test and from every other host.
     pub ip: String,
 }
@@ -92,9 +97,12 @@ impl Network {
         let host = Host {
             name: format!("sigil-test-{}-{n}", self.tag),
             link: format!("sgn{}n{n}", self.tag),
+            outer: format!("sgh{}n{n}", self.tag),
+            bridge: self.bridge.clone(),
+            host_ip: self.host_ip.clone(),
             ip: format!("10.77.{}.{}", self.subnet, n + 2),
         };
-        let outer = format!("sgh{}n{n}", self.tag);
+        let outer = host.outer.clone();
         let _ = ip(&["netns", "del", &host.name]);
         let _ = ip(&["link", "del", &outer]);
         must(ip(&["netns", "add", &host.name]));
@@ -124,13 +132,42 @@ impl Host {
             .collect()
     }
 
-    /// Takes the link down: from now on nothing reaches this host or leaves it.
+    /// Takes the link down: from now on nothing reaches this host or leaves it. The host
+    /// knows it: its route is gone, so a new connection from it fails at once.
     pub fn cut(&self) {
         must(inside(&self.name, &["link", "set", &self.link, "down"]));
     }
 
-    /// Brings the link back; connections that survived the silence carry on.
+    /// Takes the far end of the link down instead, as a failed switch port or a firewall
+    /// dropping everything would: the host's own link and route stay, its packets vanish,
+    /// and a new connection from it waits for an answer that never comes. The database's
+    /// address is pinned in the host's neighbour table first, as a router's would stay
+    /// known; otherwise address resolution fails after ~3 s and connections to the database
+    /// get "no route to host" instead of silence.
+    pub fn cut_silently(&self) {
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", self.bridge))
+            .unwrap_or_else(|e| panic!("the bridge's hardware address: {e}"));
+        must(inside(
+            &self.name,
+            &[
+                "neigh",
+                "replace",
+                &self.host_ip,
+                "lladdr",
+                mac.trim(),
+                "dev",
+                &self.link,
+                "nud",
+                "permanent",
+            ],
+        ));
+        must(ip(&["link", "set", &self.outer, "down"]));
+    }
+
+    /// Brings the link back, whichever way it was cut; connections that survived the silence
+    /// carry on.
     pub fn heal(&self) {
+        must(ip(&["link", "set", &self.outer, "up"]));
         must(inside(&self.name, &["link", "set", &self.link, "up"]));
     }
 }
