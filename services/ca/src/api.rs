@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -151,12 +151,22 @@ pub fn router_with_trust(ca: Arc<Ca>, trust: Option<TrustConfigInputs>) -> Route
             .route("/api/v1/trust-config", get(trust_config))
             .route("/api/v1/trusted-root", get(trusted_root));
     }
-    router
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(ApiState {
-            ca,
-            trust: trust.map(Arc::new),
-        })
+    sigil_log::http::limit_bodies(router, BODY_LIMIT, too_large).with_state(ApiState {
+        ca,
+        trust: trust.map(Arc::new),
+    })
+}
+
+fn too_large_error() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        grpc_code::INVALID_ARGUMENT,
+        format!("request body is larger than {BODY_LIMIT} bytes"),
+    )
+}
+
+fn too_large() -> Response {
+    too_large_error().into_response()
 }
 
 async fn signing_cert(
@@ -166,12 +176,14 @@ async fn signing_cert(
 ) -> Result<Json<SigningCertificate>, ApiError> {
     let body = body.map_err(|r| {
         let status = r.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body is larger than {BODY_LIMIT} bytes")
-        } else {
-            format!("cannot read request body: {}", r.body_text())
-        };
-        ApiError::new(status, grpc_code::INVALID_ARGUMENT, message)
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return too_large_error();
+        }
+        ApiError::new(
+            status,
+            grpc_code::INVALID_ARGUMENT,
+            format!("cannot read request body: {}", r.body_text()),
+        )
     })?;
     let request: CreateSigningCertificateRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(

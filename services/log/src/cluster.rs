@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -146,9 +146,8 @@ pub fn router(cluster: Cluster, engines: Vec<LogEngine>) -> Router {
         .into_iter()
         .map(|e| (e.name().to_string(), e))
         .collect();
-    Router::new()
-        .route("/internal/v1/logs/{log}/append", post(append))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    let routes = Router::new().route("/internal/v1/logs/{log}/append", post(append));
+    crate::http::limit_bodies(routes, BODY_LIMIT, crate::http::too_large)
         .with_state(Arc::new((cluster, engines)))
 }
 

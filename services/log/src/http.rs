@@ -95,12 +95,57 @@ pub fn set_retry_after(resp: &mut Response, wait: std::time::Duration) {
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
 }
 
+const TOO_LARGE: &str = "request body is larger than the server's limit";
+
+/// Bounds the request bodies of `router`'s routes at `limit` bytes. A body that declares a
+/// larger length is refused before any of it is read: a client that waits for
+/// `100 Continue` (curl does past 1 MiB) is told at once instead of never, and nobody sends
+/// the server bytes it will throw away. A body that grows past the limit while being read
+/// (chunked, or longer than declared) is refused when it does. `too_large` is the answer
+/// to a declared length over the limit, in the service's own error format.
+pub fn limit_bodies<S>(
+    router: axum::Router<S>,
+    limit: usize,
+    too_large: fn() -> Response,
+) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            (limit, too_large),
+            refuse_declared_over_limit,
+        ))
+}
+
+/// The log's answer to a body over the limit.
+pub fn too_large() -> Response {
+    HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE).into_response()
+}
+
+async fn refuse_declared_over_limit(
+    axum::extract::State((limit, too_large)): axum::extract::State<(usize, fn() -> Response)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    next.run(req).await
+}
+
 /// Turns axum's body rejection (e.g. over the size limit) into our JSON error.
 pub fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|r| {
         let status = r.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body is larger than the server's limit".to_string()
+            TOO_LARGE.to_string()
         } else {
             format!("cannot read request body: {}", r.body_text())
         };

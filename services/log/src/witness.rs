@@ -299,14 +299,13 @@ impl IntoResponse for Refusal {
 
 /// `POST /witness/add-checkpoint`, and `GET /witness/vkey` (the key to configure).
 pub fn router(witness: Arc<Witness>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/witness/add-checkpoint", post(add_checkpoint))
         .route(
             "/witness/vkey",
             get(|State(w): State<Arc<Witness>>| async move { format!("{}\n", w.vkey().to_text()) }),
-        )
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(witness)
+        );
+    crate::http::limit_bodies(routes, BODY_LIMIT, crate::http::too_large).with_state(witness)
 }
 
 async fn add_checkpoint(

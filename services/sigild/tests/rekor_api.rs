@@ -893,18 +893,34 @@ async fn a_body_refused_before_it_was_read_closes_the_connection() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None);
 
-    // A body over the limit (128 KiB), of which the server reads only the start: the answer
-    // says the connection closes (so a client does not send its next request on it), and it
-    // does. The server answers once it has read past the limit, not from the declared length.
-    let mut request = format!(
-        "POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\n\r\n",
-        1024 * 1024
-    )
-    .into_bytes();
-    request.extend_from_slice(&[b' '; 256 * 1024]);
+    // A body over the limit (128 KiB) without a declared length, of which the server reads
+    // only the start: the answer says the connection closes (so a client does not send its
+    // next request on it), and it does.
+    let mut request = b"POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\n\
+        content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        .to_vec();
+    for _ in 0..4 {
+        request.extend_from_slice(format!("{:x}\r\n", 64 * 1024).as_bytes());
+        request.extend_from_slice(&[b' '; 64 * 1024]);
+        request.extend_from_slice(b"\r\n");
+    }
     let answer = exchange(&server.url, &request);
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+
+    // A body declared over the limit is refused before any of it is read: a client that
+    // waits for 100 Continue before sending it (curl does past 1 MiB) is answered at once
+    // rather than left waiting.
+    let answer = exchange(
+        &server.url,
+        b"POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
+          content-length: 1048576\r\nexpect: 100-continue\r\n\r\n",
+    );
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("larger than the server's limit"),
+        "{answer}"
+    );
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 
     // A refusal after the whole body was read keeps the connection: the second request on

@@ -144,6 +144,14 @@ async fn errors_are_grpc_gateway_json_with_the_right_status() {
     let (status, value) = call(&app, post(huge, Some(TOKEN))).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(value["message"].is_string());
+    // Declared too large: refused before the body is read, in the same format.
+    let mut declared = post(Body::empty(), Some(TOKEN));
+    declared
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, (BODY_LIMIT + 1).into());
+    let (status, declared_value) = call(&app, declared).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(declared_value, value);
 
     assert_eq!(
         t.ct.engine().tree_head().size,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -253,7 +253,7 @@ impl RekorLog {
 
 /// The routes, with `body_limit` bytes as the cap on request bodies.
 pub fn router(log: Arc<RekorLog>, body_limit: usize) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/log", get(get_log_info))
         .route("/api/v1/log/publicKey", get(get_public_key))
         .route("/api/v1/log/proof", get(get_consistency_proof))
@@ -264,9 +264,8 @@ pub fn router(log: Arc<RekorLog>, body_limit: usize) -> Router {
         .route("/api/v1/log/entries/{uuid}", get(get_entry_by_uuid))
         .route("/api/v1/log/entries/retrieve", post(retrieve_entries))
         .route("/api/v1/log/entries/retrieve/", post(retrieve_entries))
-        .route("/api/v1/index/retrieve", post(search_index))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(log)
+        .route("/api/v1/index/retrieve", post(search_index));
+    crate::http::limit_bodies(routes, body_limit, crate::http::too_large).with_state(log)
 }
 
 fn entry_response(status: StatusCode, id: String, entry: LogEntry, base_url: &str) -> Response {
