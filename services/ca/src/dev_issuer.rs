@@ -52,6 +52,9 @@ struct PendingCode {
 }
 
 /// Starts the issuer on `addr`, which must be a loopback address.
+/// Largest request body: a login form or a token request is well under 1 KiB.
+const BODY_LIMIT: usize = 16 * 1024;
+
 pub async fn start(addr: SocketAddr) -> anyhow::Result<DevIssuer> {
     anyhow::ensure!(
         addr.ip().is_loopback(),
@@ -77,12 +80,17 @@ pub async fn start(addr: SocketAddr) -> anyhow::Result<DevIssuer> {
         rng,
         codes: Mutex::new(HashMap::new()),
     });
-    let app = Router::new()
+    let routes = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/jwks", get(jwks))
         .route("/authorize", get(login_page).post(approve))
-        .route("/token", get(token).post(token_post))
-        .with_state(state);
+        .route("/token", get(token).post(token_post));
+    // The same body rules as sigild's own listener: its forms and token requests are small.
+    let app = sigil_log::http::limit_bodies(routes, BODY_LIMIT, sigil_log::http::too_large)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(
+            sigil_log::http::close_if_body_unread,
+        ));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "dev token issuer stopped");
@@ -468,6 +476,17 @@ mod tests {
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref(),
         );
         let redirect = "http://127.0.0.1:9/auth/callback";
+
+        // Bodies are bounded, and a refused one closes the connection.
+        let big = http
+            .post(format!("{}/token", dev.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("code", &"c".repeat(BODY_LIMIT))]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(big.status(), 413);
+        assert_eq!(big.headers()["connection"], "close");
 
         // Only loopback redirects, only S256.
         let page = http
