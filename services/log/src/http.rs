@@ -98,10 +98,10 @@ pub fn set_retry_after(resp: &mut Response, wait: std::time::Duration) {
 const TOO_LARGE: &str = "request body is larger than the server's limit";
 
 /// Bounds the request bodies of `router`'s routes at `limit` bytes. A body that declares a
-/// larger length is refused before any of it is read: a client that waits for
-/// `100 Continue` (curl does past 1 MiB) is told at once instead of never, and nobody sends
-/// the server bytes it will throw away. A body that grows past the limit while being read
-/// (chunked, or longer than declared) is refused when it does. `too_large` is the answer
+/// larger length is refused without being parsed: a client that waits for `100 Continue`
+/// (curl does past 1 MiB) is told at once instead of never; one that is sending it anyway
+/// has it read and dropped first (up to 1 MiB), so that the answer reaches it. A body that
+/// grows past the limit while being read (chunked) is refused when it does. `too_large` is the answer
 /// to a declared length over the limit, in the service's own error format.
 pub fn limit_bodies<S>(
     router: axum::Router<S>,
@@ -134,10 +134,30 @@ async fn refuse_declared_over_limit(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return too_large();
+    let Some(declared) = declared.filter(|n| *n > limit as u64) else {
+        return next.run(req).await;
+    };
+    let waits_for_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !waits_for_continue && declared <= DRAIN_MAX {
+        // The client is sending the body anyway. Closing the connection with its bytes
+        // unread makes the kernel reset it, and a client still sending may see the reset
+        // instead of this answer; read and drop it (bounded in size and time) first, and
+        // the connection even stays usable.
+        let _ = tokio::time::timeout(DRAIN_TIME, drain(req.into_body())).await;
     }
-    next.run(req).await
+    too_large()
+}
+
+/// Largest refused body read to its end before answering, and how long that may take.
+const DRAIN_MAX: u64 = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads a body to its end, keeping nothing.
+async fn drain(mut body: Body) {
+    while let Some(Ok(_)) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {}
 }
 
 /// Turns axum's body rejection (e.g. over the size limit) into our JSON error.

@@ -923,6 +923,25 @@ async fn a_body_refused_before_it_was_read_closes_the_connection() {
     );
     assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 
+    // A client that sends a declared, too large body anyway has it read and dropped before
+    // the answer, so the connection is not reset under it and stays usable: the request
+    // pipelined after it is answered too.
+    let mut request = format!(
+        "POST /api/v1/log/entries HTTP/1.1\r\nhost: sigil\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        200 * 1024
+    )
+    .into_bytes();
+    request.extend_from_slice(&[b' '; 200 * 1024]);
+    request
+        .extend_from_slice(b"GET /api/v1/log HTTP/1.1\r\nhost: sigil\r\nconnection: close\r\n\r\n");
+    let answer = exchange(&server.url, &request);
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    let second = answer
+        .find("http/1.1 200")
+        .unwrap_or_else(|| panic!("no answer to the request after the refused one: {answer}"));
+    assert!(!answer[..second].contains("connection: close"), "{answer}");
+
     // A refusal after the whole body was read keeps the connection: the second request on
     // it (which asks to close) is answered too.
     let answer = exchange(
