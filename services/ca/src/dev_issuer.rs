@@ -51,10 +51,10 @@ struct PendingCode {
     issued: Instant,
 }
 
-/// Starts the issuer on `addr`, which must be a loopback address.
 /// Largest request body: a login form or a token request is well under 1 KiB.
 const BODY_LIMIT: usize = 16 * 1024;
 
+/// Starts the issuer on `addr`, which must be a loopback address.
 pub async fn start(addr: SocketAddr) -> anyhow::Result<DevIssuer> {
     anyhow::ensure!(
         addr.ip().is_loopback(),

@@ -182,8 +182,7 @@ async fn append(
             StatusCode::MISDIRECTED_REQUEST,
             e.to_string(),
         )),
-        Err(e) if e.is_unavailable() => Err(HttpError::unavailable(e.to_string())),
-        Err(e) => Err(HttpError::internal(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -60,13 +60,23 @@ impl HttpError {
 
 /// A storage outage is the client's to retry (503 with `Retry-After`), reads as well as
 /// writes; anything else is our own fault.
+fn from_engine(e: &crate::engine::EngineError) -> HttpError {
+    if e.is_unavailable() {
+        HttpError::unavailable(e.to_string())
+    } else {
+        HttpError::internal(e)
+    }
+}
+
 impl From<crate::engine::EngineError> for HttpError {
     fn from(e: crate::engine::EngineError) -> HttpError {
-        if e.is_unavailable() {
-            HttpError::unavailable(e.to_string())
-        } else {
-            HttpError::internal(e)
-        }
+        from_engine(&e)
+    }
+}
+
+impl From<Arc<crate::engine::EngineError>> for HttpError {
+    fn from(e: Arc<crate::engine::EngineError>) -> HttpError {
+        from_engine(&e)
     }
 }
 
@@ -101,8 +111,8 @@ const TOO_LARGE: &str = "request body is larger than the server's limit";
 /// larger length is refused without being parsed: a client that waits for `100 Continue`
 /// (curl does past 1 MiB) is told at once instead of never; one that is sending it anyway
 /// has it read and dropped first (up to 1 MiB), so that the answer reaches it. A body that
-/// grows past the limit while being read (chunked) is refused when it does. `too_large` is the answer
-/// to a declared length over the limit, in the service's own error format.
+/// grows past the limit while being read (chunked) is refused when it does. `too_large` is
+/// the answer to a declared length over the limit, in the service's own error format.
 pub fn limit_bodies<S>(
     router: axum::Router<S>,
     limit: usize,

@@ -124,18 +124,15 @@ fn session_keepalives() -> String {
     )
 }
 
-/// How long taking a PostgreSQL writer connection may take: as long as a silent database
-/// is given on an open one.
-const WRITER_CONNECT_TIMEOUT: std::time::Duration =
+/// How long taking one of the PostgreSQL pool's connections may take, a new one included (the
+/// writer's as well as a read's): as long as a silent database is given on an open one. In a
+/// partition that drops packets a new connection waits for an answer that never comes;
+/// sqlx's default (30 s) held a cut-off leader's writes, a follower's head poll and every
+/// read behind them that long. A healthy pool hands out connections in milliseconds, so
+/// waiting this long already means the database is out of reach or badly overloaded, and the
+/// client is better served by a 503 it can retry.
+const POOL_ACQUIRE_TIMEOUT: std::time::Duration =
     std::time::Duration::from_millis(USER_TIMEOUT_MS as u64);
-
-/// How long a read may wait for one of the PostgreSQL pool's connections, a new one
-/// included. In a partition that drops packets a new connection waits for an answer that
-/// never comes; sqlx's default (30 s) would hold a follower's head poll, and every read
-/// behind it, that long. A healthy pool hands out connections in milliseconds, so waiting
-/// this long already means the database is out of reach or badly overloaded, and the client
-/// is better served by a 503 it can retry.
-const POOL_ACQUIRE_TIMEOUT: std::time::Duration = WRITER_CONNECT_TIMEOUT;
 
 // Bind counts per multi-row INSERT stay well below SQLite's and PostgreSQL's limits.
 const ROWS_PER_INSERT: usize = 500;
@@ -267,13 +264,10 @@ impl Store {
         match &self.db {
             Db::Sqlite(pool) => Ok(Writer::Sqlite(pool.acquire().await?)),
             Db::Postgres(pool) => {
-                // Bounded, so that a node cut off from the database fails its writes and
-                // retries soon rather than sitting in a connect for the pool's 30 s. Only the
-                // acquisition: abandoning the lock query could leave a lock on a pooled
-                // connection.
-                let mut conn = tokio::time::timeout(WRITER_CONNECT_TIMEOUT, pool.acquire())
-                    .await
-                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+                // Bounded by the pool (POOL_ACQUIRE_TIMEOUT), so that a node cut off from the
+                // database fails its writes and retries soon. Only the acquisition: abandoning
+                // the lock query could leave a lock on a pooled connection.
+                let mut conn = pool.acquire().await?;
                 let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
                     .bind(writer_lock_key(log_id))
                     .fetch_one(&mut *conn)

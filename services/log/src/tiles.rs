@@ -125,15 +125,10 @@ async fn get_tile(
         Some(_) => log
             .engine()
             .level_hashes(merkle_level, start, width)
-            .await
-            .map_err(HttpError::from)?
+            .await?
             .concat(),
         None => {
-            let entries = log
-                .engine()
-                .entries(start, end)
-                .await
-                .map_err(HttpError::from)?;
+            let entries = log.engine().entries(start, end).await?;
             let mut out = Vec::new();
             for e in entries {
                 let len = u16::try_from(e.leaf.len())

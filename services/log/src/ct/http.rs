@@ -92,10 +92,7 @@ async fn get_sth_consistency(
     let proof = if first == 0 || first == second {
         Vec::new()
     } else {
-        ct.engine()
-            .consistency_proof(first, second)
-            .await
-            .map_err(HttpError::from)?
+        ct.engine().consistency_proof(first, second).await?
     };
     Ok(Json(GetSthConsistencyResponse {
         consistency: proof.iter().map(|h| STANDARD.encode(h)).collect(),
@@ -126,15 +123,10 @@ async fn get_proof_by_hash(
     let index = ct
         .engine()
         .index_of_leaf_hash(&hash)
-        .await
-        .map_err(HttpError::from)?
+        .await?
         .filter(|i| *i < tree_size)
         .ok_or_else(|| HttpError::not_found("no entry with that leaf hash in the tree"))?;
-    let proof = ct
-        .engine()
-        .inclusion_proof(index, tree_size)
-        .await
-        .map_err(HttpError::from)?;
+    let proof = ct.engine().inclusion_proof(index, tree_size).await?;
     Ok(Json(GetProofByHashResponse {
         leaf_index: index,
         audit_path: proof.iter().map(|h| STANDARD.encode(h)).collect(),
@@ -159,11 +151,7 @@ async fn get_entries(
         .saturating_add(1)
         .min(size)
         .min(start + MAX_ENTRIES_PER_REQUEST);
-    let entries = ct
-        .engine()
-        .entries(start, end_exclusive)
-        .await
-        .map_err(HttpError::from)?;
+    let entries = ct.engine().entries(start, end_exclusive).await?;
     Ok(Json(GetEntriesResponse {
         entries: entries
             .into_iter()

@@ -151,15 +151,11 @@ impl RekorLog {
 
     /// A stored entry with a fresh proof against the current head.
     async fn stored_log_entry(&self, index: u64) -> Result<Option<(String, LogEntry)>, HttpError> {
-        let Some(entry) = self.engine.entry(index).await.map_err(HttpError::from)? else {
+        let Some(entry) = self.engine.entry(index).await? else {
             return Ok(None);
         };
         let head = self.engine.tree_head();
-        let proof = self
-            .engine
-            .inclusion_proof(index, head.size)
-            .await
-            .map_err(HttpError::from)?;
+        let proof = self.engine.inclusion_proof(index, head.size).await?;
         let le = self.log_entry(&entry.leaf, entry.timestamp_ms, index, &head, &proof);
         Ok(Some((self.entry_id(&entry.leaf_hash), le)))
     }
@@ -217,14 +213,7 @@ impl RekorLog {
                 timestamp_ms,
                 index_keys: validated.index_keys,
             })
-            .await
-            .map_err(|e| {
-                if e.is_unavailable() {
-                    HttpError::unavailable(e.to_string())
-                } else {
-                    HttpError::internal(e)
-                }
-            })?;
+            .await?;
         match outcome {
             AppendOutcome::New(a) => {
                 let le = self.log_entry(
@@ -330,8 +319,7 @@ async fn get_entry_by_uuid(
     let index = log
         .engine
         .index_of_leaf_hash(&leaf_hash)
-        .await
-        .map_err(HttpError::from)?
+        .await?
         .ok_or_else(|| HttpError::not_found(format!("no entry with UUID {uuid}")))?;
     match log.stored_log_entry(index).await? {
         Some((id, le)) => Ok(entry_response(StatusCode::OK, id, le, &log.base_url)),
@@ -357,12 +345,7 @@ async fn retrieve_entries(
     let mut indexes = Vec::new();
     for uuid in &req.entry_uuids {
         let h = log.parse_uuid(uuid)?;
-        if let Some(i) = log
-            .engine
-            .index_of_leaf_hash(&h)
-            .await
-            .map_err(HttpError::from)?
-        {
+        if let Some(i) = log.engine.index_of_leaf_hash(&h).await? {
             indexes.push(i);
         }
     }
@@ -373,12 +356,7 @@ async fn retrieve_entries(
         let validated =
             entries::validate(&entry).map_err(|e| HttpError::bad_request(e.to_string()))?;
         let h = sigil_proto::merkle::leaf_hash(&validated.body);
-        if let Some(i) = log
-            .engine
-            .index_of_leaf_hash(&h)
-            .await
-            .map_err(HttpError::from)?
-        {
+        if let Some(i) = log.engine.index_of_leaf_hash(&h).await? {
             indexes.push(i);
         }
     }
@@ -495,8 +473,7 @@ async fn search_index(
     let mut found = log
         .engine
         .search(&key_sets, and, page.cursor.unwrap_or(u64::MAX), limit + 1)
-        .await
-        .map_err(HttpError::from)?;
+        .await?;
     let more = found.len() as u64 > limit;
     found.truncate(limit as usize);
     let ids: Vec<String> = found.iter().map(|(_, h)| log.entry_id(h)).collect();
@@ -574,12 +551,8 @@ async fn get_consistency_proof(
             "lastSize {last} is beyond the tree size {size}"
         )));
     }
-    let hashes = log
-        .engine
-        .consistency_proof(first, last)
-        .await
-        .map_err(HttpError::from)?;
-    let root = log.engine.root_at(last).await.map_err(HttpError::from)?;
+    let hashes = log.engine.consistency_proof(first, last).await?;
+    let root = log.engine.root_at(last).await?;
     Ok(Json(ConsistencyProof {
         root_hash: hex::encode(root),
         hashes: hashes.iter().map(hex::encode).collect(),
