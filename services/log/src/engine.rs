@@ -1076,6 +1076,31 @@ impl Sequencer {
             };
             let _ = reply.send(outcome);
         }
+        // After the answers, so a step delays the next batch and never this one.
+        self.maintain_indexes().await;
+    }
+
+    /// One step of index upkeep ([`Store::maintain_indexes`]). A failed step rolled back and
+    /// is tried again after the next batch; the connection is replaced in case it was the
+    /// cause (or was abandoned mid-statement by the deadline).
+    async fn maintain_indexes(&mut self) {
+        let Some(writer) = self.writer.as_mut() else {
+            return;
+        };
+        let started = Instant::now();
+        match on_writer(Store::maintain_indexes(writer)).await {
+            Ok(Some(step)) => {
+                metrics::histogram!("sigil_log_index_step_seconds", "step" => step)
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(log = %self.log_name, error = %e, "search index upkeep failed; tried again after the next batch");
+                if let Some(writer) = self.writer.take() {
+                    Store::discard_writer(writer);
+                }
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod head_file;
 pub mod http;
 pub mod rekor_v1;
+pub mod search_runs;
 pub mod signer;
 pub mod store;
 pub mod tiles;

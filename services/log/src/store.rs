@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use crate::engine::{StoredEntry, TreeHead};
+use crate::search_runs::{self, SearchRuns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,6 +41,8 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    // SQLite only: the state of its search-key runs, shared by every log's writer.
+    search_runs: Option<std::sync::Arc<SearchRuns>>,
     // Held for the life of the process: a second sigild on the same SQLite file stops here.
     _lock: Option<std::sync::Arc<File>>,
 }
@@ -61,7 +64,7 @@ macro_rules! with_db {
 
 /// The single writer of one log: a connection owned by the sequencer.
 pub enum Writer {
-    Sqlite(PoolConnection<Sqlite>),
+    Sqlite(PoolConnection<Sqlite>, std::sync::Arc<SearchRuns>),
     Postgres(PoolConnection<Postgres>),
 }
 
@@ -141,6 +144,14 @@ impl Store {
     /// Opens (creating if needed) `sigil.db` in `data_dir`, in WAL mode with full fsync on
     /// commit: an acknowledged entry must survive a crash.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_sqlite_with(data_dir, search_runs::Tuning::default()).await
+    }
+
+    /// [`Store::open_sqlite`] with its search-key runs tuned (tests make them tiny).
+    pub async fn open_sqlite_with(
+        data_dir: &Path,
+        tuning: search_runs::Tuning,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::LockFile {
             path: data_dir.to_path_buf(),
             source,
@@ -182,9 +193,13 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        let recent_keys: i64 = sqlx::query_scalar("SELECT count(*) FROM search_keys")
+            .fetch_one(&pool)
+            .await?;
         tokio::spawn(checkpoint_in_background(pool.clone()));
         Ok(Store {
             db: Db::Sqlite(pool),
+            search_runs: Some(std::sync::Arc::new(SearchRuns::new(tuning, recent_keys))),
             _lock: Some(std::sync::Arc::new(lock)),
         })
     }
@@ -212,6 +227,7 @@ impl Store {
             .await?;
         Ok(Store {
             db: Db::Postgres(pool),
+            search_runs: None,
             _lock: None,
         })
     }
@@ -262,7 +278,12 @@ impl Store {
     /// the connection's lifetime, so a second sigild on the same database cannot also write.
     pub async fn writer(&self, log_id: i64, log_name: &str) -> Result<Writer, StoreError> {
         match &self.db {
-            Db::Sqlite(pool) => Ok(Writer::Sqlite(pool.acquire().await?)),
+            Db::Sqlite(pool) => Ok(Writer::Sqlite(
+                pool.acquire().await?,
+                self.search_runs
+                    .clone()
+                    .expect("SQLite stores have search runs"),
+            )),
             Db::Postgres(pool) => {
                 // Bounded by the pool (POOL_ACQUIRE_TIMEOUT), so that a node cut off from the
                 // database fails its writes and retries soon. Only the acquisition: abandoning
@@ -288,7 +309,7 @@ impl Store {
     /// PostgreSQL it may still hold the log's advisory lock.
     pub fn discard_writer(writer: Writer) {
         match writer {
-            Writer::Sqlite(mut c) => c.close_on_drop(),
+            Writer::Sqlite(mut c, _) => c.close_on_drop(),
             Writer::Postgres(mut c) => c.close_on_drop(),
         }
     }
@@ -296,7 +317,7 @@ impl Store {
     /// A round trip on the writer's own connection.
     pub async fn ping_writer(writer: &mut Writer) -> Result<(), StoreError> {
         match writer {
-            Writer::Sqlite(c) => {
+            Writer::Sqlite(c, _) => {
                 sqlx::query("SELECT 1").execute(&mut **c).await?;
             }
             Writer::Postgres(c) => {
@@ -379,12 +400,30 @@ impl Store {
         limit: u64,
     ) -> Result<(Vec<SearchKeyRow>, Option<(Vec<u8>, i64)>), StoreError> {
         let (key, idx) = after.unwrap_or((Vec::new(), -1));
-        let rows: Vec<SearchKeyRow> = with_db!(&self.db, pool => {
-            sqlx::query("SELECT key, idx FROM search_keys WHERE log_id = $1 AND (key, idx) > ($2, $3) ORDER BY key, idx LIMIT $4")
+        let rows: Vec<SearchKeyRow> = match &self.db {
+            Db::Postgres(pool) => sqlx::query("SELECT key, idx FROM search_keys WHERE log_id = $1 AND (key, idx) > ($2, $3) ORDER BY key, idx LIMIT $4")
                 .bind(log_id).bind(&key[..]).bind(idx).bind(limit as i64)
                 .fetch_all(pool).await?
-                .iter().map(|r| (r.get(0), r.get(1))).collect()
-        });
+                .iter().map(|r| (r.get(0), r.get(1))).collect(),
+            Db::Sqlite(pool) => {
+                // The runs' sorted arms merged by SQLite into one ordered stream, in one
+                // snapshot with the catalogue that names them.
+                let mut tx = pool.begin().await?;
+                let arms: Vec<String> = search_runs::live_tables(&mut tx)
+                    .await?
+                    .iter()
+                    .map(|t| format!("SELECT key, idx FROM {t} WHERE log_id = $1 AND (key, idx) > ($2, $3)"))
+                    .collect();
+                let sql = format!("{} ORDER BY 1, 2 LIMIT $4", arms.join(" UNION ALL "));
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .persistent(false)
+                    .bind(log_id).bind(&key[..]).bind(idx).bind(limit as i64)
+                    .fetch_all(&mut *tx).await?
+                    .iter().map(|r| (r.get(0), r.get(1))).collect();
+                tx.commit().await?;
+                rows
+            }
+        };
         let last = rows.last().cloned();
         Ok((rows, last))
     }
@@ -703,31 +742,51 @@ impl Store {
             .map(|r| (r.get(0), r.get(1)))
             .collect(),
             Db::Sqlite(pool) => {
-                // The terms as a VALUES list driving index lookups (CROSS JOIN keeps it outer).
+                // The terms as a VALUES list driving index lookups into `search_keys` and
+                // every live run (CROSS JOIN keeps the terms outer), read in one snapshot with
+                // the catalogue that names the runs.
+                let mut tx = pool.begin().await?;
+                let n = keys.len();
+                let (log, before_p, min_p, limit_p) = (2 * n + 1, 2 * n + 2, 2 * n + 3, 2 * n + 4);
+                let arms: Vec<String> = search_runs::live_tables(&mut tx)
+                    .await?
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "SELECT s.idx AS idx, q.grp AS grp FROM q CROSS JOIN {t} s \
+                             ON s.log_id = ${log} AND s.key = q.key AND s.idx < ${before_p}"
+                        )
+                    })
+                    .collect();
+                let terms: Vec<String> = (0..n)
+                    .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                    .collect();
                 let sql = format!(
                     "SELECT m.idx, e.leaf_hash FROM ( \
                          WITH q(key, grp) AS (VALUES {}) \
-                         SELECT s.idx AS idx FROM q CROSS JOIN search_keys s \
-                         ON s.log_id = ? AND s.key = q.key AND s.idx < ? \
-                         GROUP BY s.idx HAVING COUNT(DISTINCT q.grp) >= ? \
-                         ORDER BY s.idx DESC LIMIT ?) m \
-                     JOIN entries e ON e.log_id = ? AND e.idx = m.idx ORDER BY m.idx DESC",
-                    vec!["(?,?)"; keys.len()].join(",")
+                         SELECT idx FROM ({}) \
+                         GROUP BY idx HAVING COUNT(DISTINCT grp) >= ${min_p} \
+                         ORDER BY idx DESC LIMIT ${limit_p}) m \
+                     JOIN entries e ON e.log_id = ${log} AND e.idx = m.idx ORDER BY m.idx DESC",
+                    terms.join(","),
+                    arms.join(" UNION ALL ")
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for (k, g) in keys {
                     q = q.bind(search_key(k)).bind(*g);
                 }
-                q.bind(log_id)
+                let rows = q
+                    .bind(log_id)
                     .bind(before)
                     .bind(min_groups)
                     .bind(limit as i64)
-                    .bind(log_id)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(|r| (r.get(0), r.get(1)))
-                    .collect()
+                    .collect();
+                tx.commit().await?;
+                rows
             }
         };
         rows.into_iter()
@@ -756,7 +815,7 @@ impl Store {
                 .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1)))
                 .collect::<Vec<_>>()
             }
-            Writer::Sqlite(conn) => {
+            Writer::Sqlite(conn, _) => {
                 let mut out = Vec::new();
                 for chunk in hashes.chunks(ROWS_PER_INSERT) {
                     let list = vec!["?"; chunk.len()].join(",");
@@ -786,7 +845,20 @@ impl Store {
     ) -> Result<(), StoreError> {
         match writer {
             Writer::Postgres(conn) => commit_batch_postgres(conn, batch).await,
-            Writer::Sqlite(conn) => commit_batch_sqlite(conn, batch).await,
+            Writer::Sqlite(conn, runs) => {
+                let keys = commit_batch_sqlite(conn, batch).await?;
+                runs.added(keys);
+                Ok(())
+            }
+        }
+    }
+
+    /// Index upkeep between batches: on SQLite, at most one step of moving search keys into
+    /// sorted runs ([`search_runs`]); returns the step's name. Nothing on PostgreSQL.
+    pub async fn maintain_indexes(writer: &mut Writer) -> Result<Option<&'static str>, StoreError> {
+        match writer {
+            Writer::Postgres(_) => Ok(None),
+            Writer::Sqlite(conn, runs) => Ok(search_runs::maintain(conn, runs).await?),
         }
     }
 }
@@ -874,7 +946,7 @@ impl CopyTx {
 async fn commit_batch_sqlite(
     conn: &mut PoolConnection<Sqlite>,
     batch: BatchWrite<'_>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     for chunk in batch.entries.chunks(ROWS_PER_INSERT / 6 * 5) {
         let sql = values_sql(
@@ -938,7 +1010,7 @@ async fn commit_batch_sqlite(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(keys.len())
 }
 
 /// PostgreSQL bulk path: the same rows through UNNEST over arrays, so every batch runs the
