@@ -243,7 +243,7 @@ async fn create_run(
 }
 
 /// Upkeep after a commit: steps until merges have copied `fanout` times the keys committed
-/// since the last upkeep (at least one chunk), or a flush, or nothing is left to do. Each key
+/// since the last upkeep (at least one chunk), or a flush or a drop, or nothing is left to do. Each key
 /// is copied once per size class it passes through, so merges keep pace with large batches
 /// too (a preload commits thousands of keys per batch) instead of letting runs pile up.
 /// Returns the first step's name, for metrics.
@@ -266,7 +266,9 @@ pub async fn maintain(
     while let Some((name, keys)) = step(conn, state).await? {
         first.get_or_insert(name);
         copied += keys;
-        if name == "flush" || copied >= budget {
+        // A drop frees every page of a run (reading each one), seconds for a large run on a
+        // cold page cache: one per upkeep, like a flush.
+        if name == "flush" || name == "drop" || copied >= budget {
             break;
         }
     }
