@@ -163,20 +163,24 @@ async fn check(engine: &LogEngine, store: &Store, oracle: &Oracle) {
 }
 
 /// (run, state) of the catalogue; also checks that run tables and catalogue rows match.
+/// Both are read in one transaction: the sequencer's upkeep may flush, merge or drop a run
+/// between two statements read outside one.
 async fn catalogue(dir: &Path) -> Vec<(i64, String)> {
     let url = format!("sqlite://{}?mode=ro", dir.join("sigil.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
     let runs: Vec<(i64, String)> =
         sqlx::query_as("SELECT run, state FROM search_runs ORDER BY run")
-            .fetch_all(&mut conn)
+            .fetch_all(&mut *tx)
             .await
             .unwrap();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'search_run\\_%' ESCAPE '\\' ORDER BY name",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     let mut named: Vec<String> = runs
         .iter()
         .map(|(r, _)| format!("search_run_{r}"))
