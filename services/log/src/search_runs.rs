@@ -187,9 +187,9 @@ pub fn table(run: i64) -> String {
     format!("search_run_{run}")
 }
 
-/// Where lookups read, in one snapshot: `search_keys` and every live run. Run it inside the
-/// read transaction that also runs the lookup.
-pub async fn live_tables(conn: &mut SqliteConnection) -> Result<Vec<String>, sqlx::Error> {
+/// Where lookups read: `search_keys` and every live run. Run it inside the read transaction
+/// that also runs the lookup, so a concurrent flush, merge or drop is seen whole.
+async fn live_tables(conn: &mut SqliteConnection) -> Result<Vec<String>, sqlx::Error> {
     let runs: Vec<i64> =
         sqlx::query_scalar("SELECT run FROM search_runs WHERE state = 'live' ORDER BY run")
             .fetch_all(&mut *conn)
@@ -197,6 +197,16 @@ pub async fn live_tables(conn: &mut SqliteConnection) -> Result<Vec<String>, sql
     let mut tables = vec!["search_keys".to_string()];
     tables.extend(runs.into_iter().map(table));
     Ok(tables)
+}
+
+/// One `SELECT` per table where lookups read (`arm` writes it for a table name), joined with
+/// `UNION ALL`; same snapshot rule as [`live_tables`].
+pub async fn union_over_live_tables(
+    conn: &mut SqliteConnection,
+    arm: impl Fn(&str) -> String,
+) -> Result<String, sqlx::Error> {
+    let arms: Vec<String> = live_tables(conn).await?.iter().map(|t| arm(t)).collect();
+    Ok(arms.join(" UNION ALL "))
 }
 
 async fn catalogue(conn: &mut SqliteConnection) -> Result<Vec<Run>, sqlx::Error> {

@@ -409,12 +409,11 @@ impl Store {
                 // The runs' sorted arms merged by SQLite into one ordered stream, in one
                 // snapshot with the catalogue that names them.
                 let mut tx = pool.begin().await?;
-                let arms: Vec<String> = search_runs::live_tables(&mut tx)
-                    .await?
-                    .iter()
-                    .map(|t| format!("SELECT key, idx FROM {t} WHERE log_id = $1 AND (key, idx) > ($2, $3)"))
-                    .collect();
-                let sql = format!("{} ORDER BY 1, 2 LIMIT $4", arms.join(" UNION ALL "));
+                let union = search_runs::union_over_live_tables(&mut tx, |t| {
+                    format!("SELECT key, idx FROM {t} WHERE log_id = $1 AND (key, idx) > ($2, $3)")
+                })
+                .await?;
+                let sql = format!("{union} ORDER BY 1, 2 LIMIT $4");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .persistent(false)
                     .bind(log_id).bind(&key[..]).bind(idx).bind(limit as i64)
@@ -748,16 +747,13 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let n = keys.len();
                 let (log, before_p, min_p, limit_p) = (2 * n + 1, 2 * n + 2, 2 * n + 3, 2 * n + 4);
-                let arms: Vec<String> = search_runs::live_tables(&mut tx)
-                    .await?
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "SELECT s.idx AS idx, q.grp AS grp FROM q CROSS JOIN {t} s \
-                             ON s.log_id = ${log} AND s.key = q.key AND s.idx < ${before_p}"
-                        )
-                    })
-                    .collect();
+                let union = search_runs::union_over_live_tables(&mut tx, |t| {
+                    format!(
+                        "SELECT s.idx AS idx, q.grp AS grp FROM q CROSS JOIN {t} s \
+                         ON s.log_id = ${log} AND s.key = q.key AND s.idx < ${before_p}"
+                    )
+                })
+                .await?;
                 let terms: Vec<String> = (0..n)
                     .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
                     .collect();
@@ -769,7 +765,7 @@ impl Store {
                          ORDER BY idx DESC LIMIT ${limit_p}) m \
                      JOIN entries e ON e.log_id = ${log} AND e.idx = m.idx ORDER BY m.idx DESC",
                     terms.join(","),
-                    arms.join(" UNION ALL ")
+                    union
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for (k, g) in keys {
