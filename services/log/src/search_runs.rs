@@ -252,11 +252,14 @@ async fn create_run(
     Ok(run)
 }
 
-/// Upkeep after a commit: steps until merges have copied `fanout` times the keys committed
-/// since the last upkeep (at least one chunk), or a flush or a drop, or nothing is left to do. Each key
-/// is copied once per size class it passes through, so merges keep pace with large batches
-/// too (a preload commits thousands of keys per batch) instead of letting runs pile up.
-/// Returns the first step's name, for metrics.
+/// Upkeep after a commit: steps until merges have copied enough keys to keep pace with the
+/// keys committed since the last upkeep (at least one chunk), or a run was dropped, or nothing
+/// is left to do. Each key is copied once per size class it passes through, so the merges of
+/// one upkeep copy the keys added times the number of live size classes plus one (at least
+/// `fanout` times): they keep pace with large batches (a preload commits thousands of keys
+/// per batch) instead of letting runs pile up. A flush does not end the upkeep: when every
+/// batch brings a flush's worth of keys, ending there would starve the merges, and every
+/// lookup reads every live run. Returns the first step's name, for metrics.
 pub async fn maintain(
     conn: &mut SqliteConnection,
     state: &SearchRuns,
@@ -268,21 +271,29 @@ pub async fn maintain(
         return Ok(None);
     }
     let added = state.added_since_upkeep.swap(0, Ordering::Relaxed);
-    let budget = tuning
-        .merge_chunk
-        .max(added.saturating_mul(tuning.fanout as i64));
-    let mut copied = 0;
+    let mut merged = 0;
     let mut first = None;
-    while let Some((name, keys)) = step(conn, state).await? {
-        first.get_or_insert(name);
-        copied += keys;
+    while let Some(done) = step(conn, state).await? {
+        first.get_or_insert(done.name);
+        merged += done.merged;
+        let per_key = (tuning.fanout as i64).max(done.live_classes as i64 + 1);
+        let budget = tuning.merge_chunk.max(added.saturating_mul(per_key));
         // A drop frees every page of a run (reading each one), seconds for a large run on a
-        // cold page cache: one per upkeep, like a flush.
-        if name == "flush" || name == "drop" || copied >= budget {
+        // cold page cache: one per upkeep.
+        if done.name == "drop" || merged >= budget {
             break;
         }
     }
     Ok(first)
+}
+
+/// What one step did.
+struct StepDone {
+    name: &'static str,
+    /// Keys a merge copied (a flush's keys are not merge work).
+    merged: i64,
+    /// Distinct size classes among the live runs the step saw.
+    live_classes: usize,
 }
 
 /// Does the most urgent step, if any, in one transaction; returns its name and the keys it
@@ -291,7 +302,7 @@ pub async fn maintain(
 async fn step(
     conn: &mut SqliteConnection,
     state: &SearchRuns,
-) -> Result<Option<(&'static str, i64)>, sqlx::Error> {
+) -> Result<Option<StepDone>, sqlx::Error> {
     let tuning = state.tuning;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
     let mut recent = state.recent_keys.load(Ordering::Relaxed);
@@ -322,7 +333,7 @@ async fn step(
             sqlx::query("DELETE FROM search_keys")
                 .execute(&mut *tx)
                 .await?;
-            ("flush", recent)
+            ("flush", 0)
         }
         Step::Drop(run) => {
             sqlx::query("DELETE FROM search_runs WHERE run = $1")
@@ -352,12 +363,24 @@ async fn step(
     };
     tx.commit().await?;
     state.idle.store(false, Ordering::Relaxed);
-    if done.0 == "flush" {
+    let (name, merged) = done;
+    if name == "flush" {
         // Keys committed since the count above were flushed with it; the hint restarts at
         // zero either way (it only has to be right on average).
         state.recent_keys.store(0, Ordering::Relaxed);
     }
-    Ok(Some(done))
+    let mut classes: Vec<u32> = runs
+        .iter()
+        .filter(|r| r.state == RunState::Live)
+        .map(|r| size_class(r.keys, &tuning))
+        .collect();
+    classes.sort_unstable();
+    classes.dedup();
+    Ok(Some(StepDone {
+        name,
+        merged,
+        live_classes: classes.len(),
+    }))
 }
 
 /// Copies the next `chunk` keys of the sources, in key order, after the last key the target

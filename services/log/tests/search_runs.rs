@@ -216,6 +216,17 @@ async fn searches_over_runs_match_an_in_memory_index_across_a_restart_mid_merge(
         check(&engine, &store, &oracle).await;
         append(&engine, &mut oracle, 60..160, true).await;
         check(&engine, &store, &oracle).await;
+        // Batches that each bring more keys than a flush takes must not starve the merges:
+        // every lookup reads every live run (and SQLite refuses a statement of 500 arms).
+        let live = catalogue(dir.path())
+            .await
+            .iter()
+            .filter(|(_, s)| s == "live")
+            .count();
+        assert!(
+            live <= 3 * TUNING.fanout,
+            "{live} live runs after batches larger than a flush"
+        );
         let mut next = 160;
         // Stop in the middle of a merge: a run is being built from its sources.
         while !catalogue(dir.path())
