@@ -40,9 +40,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
 
-    let store = Store::open(args.database_url.as_deref(), &args.data_dir)
-        .await
-        .context("opening storage")?;
+    let store = match (args.database_url.as_deref(), args.search_runs) {
+        (None, Some(tuning)) => Store::open_sqlite_with(&args.data_dir, tuning).await,
+        (Some(_), Some(_)) => anyhow::bail!("--search-runs applies to SQLite only"),
+        (url, None) => Store::open(url, &args.data_dir).await,
+    }
+    .context("opening storage")?;
     let cluster = match args.ha {
         false => None,
         true => {
