@@ -233,9 +233,13 @@ async fn create_run(
     state: RunState,
     keys: i64,
 ) -> Result<i64, sqlx::Error> {
-    let run: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(run), 0) + 1 FROM search_runs")
-        .fetch_one(&mut *conn)
-        .await?;
+    // `run` is the catalogue's integer key: SQLite assigns the next number.
+    let run: i64 =
+        sqlx::query_scalar("INSERT INTO search_runs (keys, state) VALUES ($1, $2) RETURNING run")
+            .bind(keys)
+            .bind(state.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {} (log_id INTEGER NOT NULL, key BLOB NOT NULL, idx BIGINT NOT NULL, \
          PRIMARY KEY (log_id, key, idx)) WITHOUT ROWID",
@@ -243,12 +247,6 @@ async fn create_run(
     )))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO search_runs (run, keys, state) VALUES ($1, $2, $3)")
-        .bind(run)
-        .bind(keys)
-        .bind(state.as_str())
-        .execute(&mut *conn)
-        .await?;
     Ok(run)
 }
 

@@ -162,12 +162,17 @@ async fn check(engine: &LogEngine, store: &Store, oracle: &Oracle) {
     assert_eq!(scanned, want, "ordered scan of every search key");
 }
 
+/// A read-only connection beside the store's pool, to look at the catalogue as it is.
+async fn read_only(dir: &Path) -> sqlx::SqliteConnection {
+    let url = format!("sqlite://{}?mode=ro", dir.join("sigil.db").display());
+    sqlx::SqliteConnection::connect(&url).await.unwrap()
+}
+
 /// (run, state) of the catalogue; also checks that run tables and catalogue rows match.
 /// Both are read in one transaction: the sequencer's upkeep may flush, merge or drop a run
 /// between two statements read outside one.
 async fn catalogue(dir: &Path) -> Vec<(i64, String)> {
-    let url = format!("sqlite://{}?mode=ro", dir.join("sigil.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut conn = read_only(dir).await;
     let mut tx = conn.begin().await.unwrap();
     let runs: Vec<(i64, String)> =
         sqlx::query_as("SELECT run, state FROM search_runs ORDER BY run")
@@ -261,8 +266,7 @@ async fn searches_over_runs_match_an_in_memory_index_across_a_restart_mid_merge(
         );
     }
     // Merges happened: runs are fewer than flushes, and some hold more than a flush.
-    let url = format!("sqlite://{}?mode=ro", dir.path().join("sigil.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut conn = read_only(dir.path()).await;
     let biggest: i64 = sqlx::query_scalar("SELECT max(keys) FROM search_runs WHERE state = 'live'")
         .fetch_one(&mut conn)
         .await
