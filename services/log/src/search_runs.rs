@@ -139,11 +139,15 @@ pub fn size_class(keys: i64, tuning: &Tuning) -> u32 {
     class
 }
 
-pub fn next_step(runs: &[Run], recent_keys: i64, tuning: &Tuning) -> Step {
+/// The most urgent step. `may_drop` is false once an upkeep has dropped enough: the other
+/// dead runs then wait for the next upkeep, and merges go on meanwhile.
+pub fn next_step(runs: &[Run], recent_keys: i64, tuning: &Tuning, may_drop: bool) -> Step {
     if recent_keys >= tuning.flush_keys {
         return Step::Flush;
     }
-    if let Some(dead) = runs.iter().find(|r| r.state == RunState::Dead) {
+    if let Some(dead) = runs.iter().find(|r| r.state == RunState::Dead)
+        && may_drop
+    {
         return Step::Drop(dead.run);
     }
     if let Some(target) = runs.iter().find(|r| r.state == RunState::Building) {
@@ -161,6 +165,7 @@ pub fn next_step(runs: &[Run], recent_keys: i64, tuning: &Tuning) -> Step {
     if let Some(empty) = runs
         .iter()
         .find(|r| r.state == RunState::Live && r.keys == 0)
+        && may_drop
     {
         return Step::Drop(empty.run);
     }
@@ -269,16 +274,28 @@ pub async fn maintain(
         return Ok(None);
     }
     let added = state.added_since_upkeep.swap(0, Ordering::Relaxed);
-    let mut merged = 0;
+    let (mut merged, mut dropped, mut drops) = (0, 0, 0);
+    let mut budget = tuning
+        .merge_chunk
+        .max(added.saturating_mul(tuning.fanout as i64));
     let mut first = None;
-    while let Some(done) = step(conn, state).await? {
+    // A drop frees every page of a run (reading each one), seconds for a large run on a cold
+    // page cache: drops after the first wait for the next upkeep once they have freed the
+    // budget's worth of keys. Drops must not end the upkeep: a merge leaves `fanout` dead
+    // runs, and upkeeps that only dropped would let flushes outrun the merges.
+    while let Some(done) = step(conn, state, drops == 0 || dropped < budget).await? {
         first.get_or_insert(done.name);
-        merged += done.merged;
+        match done.name {
+            "merge" => merged += done.keys,
+            "drop" => {
+                dropped += done.keys;
+                drops += 1;
+            }
+            _ => {}
+        }
         let per_key = (tuning.fanout as i64).max(done.live_classes as i64 + 1);
-        let budget = tuning.merge_chunk.max(added.saturating_mul(per_key));
-        // A drop frees every page of a run (reading each one), seconds for a large run on a
-        // cold page cache: one per upkeep.
-        if done.name == "drop" || merged >= budget {
+        budget = tuning.merge_chunk.max(added.saturating_mul(per_key));
+        if merged >= budget {
             break;
         }
     }
@@ -288,8 +305,8 @@ pub async fn maintain(
 /// What one step did.
 struct StepDone {
     name: &'static str,
-    /// Keys a merge copied (a flush's keys are not merge work).
-    merged: i64,
+    /// Keys a merge copied or a drop freed (a flush's are counted by neither).
+    keys: i64,
     /// Distinct size classes among the live runs the step saw.
     live_classes: usize,
 }
@@ -300,6 +317,7 @@ struct StepDone {
 async fn step(
     conn: &mut SqliteConnection,
     state: &SearchRuns,
+    may_drop: bool,
 ) -> Result<Option<StepDone>, sqlx::Error> {
     let tuning = state.tuning;
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
@@ -312,9 +330,12 @@ async fn step(
         state.recent_keys.store(recent, Ordering::Relaxed);
     }
     let runs = catalogue(&mut tx).await?;
-    let done = match next_step(&runs, recent, &tuning) {
+    let done = match next_step(&runs, recent, &tuning, may_drop) {
         Step::Idle => {
-            state.idle.store(true, Ordering::Relaxed);
+            // Only a full look may say so: with drops held back, a dead run may be waiting.
+            if may_drop {
+                state.idle.store(true, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         Step::Flush => {
@@ -341,7 +362,8 @@ async fn step(
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {}", table(run))))
                 .execute(&mut *tx)
                 .await?;
-            ("drop", 0)
+            let keys = runs.iter().find(|r| r.run == run).map_or(0, |r| r.keys);
+            ("drop", keys)
         }
         Step::StartMerge { sources } => {
             let target = create_run(&mut tx, RunState::Building, 0).await?;
@@ -361,7 +383,7 @@ async fn step(
     };
     tx.commit().await?;
     state.idle.store(false, Ordering::Relaxed);
-    let (name, merged) = done;
+    let (name, keys) = done;
     if name == "flush" {
         // Keys committed since the count above were flushed with it; the hint restarts at
         // zero either way (it only has to be right on average).
@@ -376,7 +398,7 @@ async fn step(
     classes.dedup();
     Ok(Some(StepDone {
         name,
-        merged,
+        keys,
         live_classes: classes.len(),
     }))
 }
@@ -477,9 +499,9 @@ mod tests {
         let mut building = live(9, 0);
         building.state = RunState::Building;
         let runs = [live(1, 10), building];
-        assert_eq!(next_step(&runs, 10, &T), Step::Flush);
+        assert_eq!(next_step(&runs, 10, &T, true), Step::Flush);
         assert_eq!(
-            next_step(&runs, 9, &T),
+            next_step(&runs, 9, &T, true),
             Step::Merge {
                 target: 9,
                 sources: vec![]
@@ -497,13 +519,13 @@ mod tests {
             live(5, 10),
         ];
         assert_eq!(
-            next_step(&runs, 0, &T),
+            next_step(&runs, 0, &T, true),
             Step::StartMerge {
                 sources: vec![2, 3, 4]
             }
         );
         // Two of a class are not enough, whatever their sizes.
-        assert_eq!(next_step(&runs[..3], 0, &T), Step::Idle);
+        assert_eq!(next_step(&runs[..3], 0, &T, true), Step::Idle);
     }
 
     #[test]
@@ -518,7 +540,7 @@ mod tests {
             merge_into: None,
         });
         assert_eq!(
-            next_step(&runs, 0, &T),
+            next_step(&runs, 0, &T, true),
             Step::Merge {
                 target: 5,
                 sources: vec![1, 3]
@@ -530,7 +552,24 @@ mod tests {
     fn dead_and_empty_runs_are_dropped() {
         let mut dead = live(2, 10);
         dead.state = RunState::Dead;
-        assert_eq!(next_step(&[live(1, 10), dead], 0, &T), Step::Drop(2));
-        assert_eq!(next_step(&[live(1, 0), live(3, 5)], 0, &T), Step::Drop(1));
+        assert_eq!(next_step(&[live(1, 10), dead], 0, &T, true), Step::Drop(2));
+        assert_eq!(
+            next_step(&[live(1, 0), live(3, 5)], 0, &T, true),
+            Step::Drop(1)
+        );
+    }
+
+    #[test]
+    fn after_a_drop_merges_go_on_and_the_dead_wait() {
+        let mut dead = live(2, 10);
+        dead.state = RunState::Dead;
+        let runs = [live(1, 10), dead, live(3, 10), live(4, 10), live(5, 10)];
+        assert_eq!(
+            next_step(&runs, 0, &T, false),
+            Step::StartMerge {
+                sources: vec![1, 3, 4]
+            }
+        );
+        assert_eq!(next_step(&runs[..2], 0, &T, false), Step::Idle);
     }
 }

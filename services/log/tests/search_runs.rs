@@ -284,3 +284,45 @@ async fn searches_over_runs_match_an_in_memory_index_across_a_restart_mid_merge(
         "the first level stays small: {recent} keys"
     );
 }
+
+/// Batches that each bring several flushes' worth of keys, for thousands of entries: the
+/// upkeep after each one flushes, drops and merges, and the runs every lookup reads stay few.
+/// (Before upkeeps went on past a flush and a drop, merges starved here and live runs grew
+/// with the log, until a search passed SQLite's 500-arm limit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_stay_few_when_every_batch_outgrows_a_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = Tuning {
+        flush_keys: 16,
+        fanout: 3,
+        merge_chunk: 16,
+    };
+    let store = Store::open_sqlite_with(dir.path(), tuning).await.unwrap();
+    let engine = LogEngine::open(store.clone(), "runs").await.unwrap();
+    let mut oracle = Oracle::default();
+    let mut most = (0, 0);
+    for wave in 0..100u64 {
+        append(&engine, &mut oracle, wave * 50..wave * 50 + 50, true).await;
+        let mut conn = read_only(dir.path()).await;
+        let (live, dead): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'live'), count(*) FILTER (WHERE state = 'dead') FROM search_runs",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        most = (most.0.max(live), most.1.max(dead));
+    }
+    // Seven size classes at 15,000 keys: at most two runs waiting per class, three being
+    // merged, and a merge's dead sources.
+    assert!(
+        most.0 <= 20 && most.1 <= 12,
+        "most live and dead runs at once: {most:?}"
+    );
+    for (&i, &idx) in oracle.by_i.iter().step_by(37) {
+        let found = engine
+            .search(&[vec![keys(i)[0].clone()]], false, u64::MAX, 10)
+            .await
+            .unwrap();
+        assert_eq!(found, vec![(idx, oracle.leaf_hashes[&idx])], "entry {i}");
+    }
+}
