@@ -23,6 +23,9 @@
 //! the write load:
 //!
 //!   target/release/sigil-bench --preload 1000000 --clients 64 --requests 20000
+//!
+//! `--clients 64,64 --pause 120` keeps one server for both runs with two idle minutes
+//! between them: how writes fare after a quiet spell on a large log (`--data-dir`).
 
 mod preload;
 
@@ -43,6 +46,9 @@ struct Args {
     backend: String,
     /// Closed-loop client counts: one write run each, one after the other.
     clients: Vec<usize>,
+    /// Idle time between write runs, with the server kept: how writes fare after a quiet
+    /// spell, when the host may have dropped the database's pages from its cache.
+    pause: Duration,
     entries: usize,
     rate: Option<f64>,
     sigild: PathBuf,
@@ -68,6 +74,7 @@ fn parse_args() -> Args {
         target: "rekor".into(),
         backend: "sqlite".into(),
         clients: vec![64],
+        pause: Duration::ZERO,
         entries: 20_000,
         rate: None,
         sigild: sigil_tests::stack::target_dir().join("release/sigild"),
@@ -93,6 +100,7 @@ fn parse_args() -> Args {
                     .filter(|&c| c > 0)
                     .collect()
             }
+            "--pause" => a.pause = Duration::from_secs(val().parse().expect("--pause SECONDS")),
             "--requests" | "--entries" => a.entries = val().parse().expect("--entries N"),
             "--rate" => a.rate = Some(val().parse().expect("--rate PER_SECOND")),
             "--sigild" => a.sigild = val().into(),
@@ -105,7 +113,7 @@ fn parse_args() -> Args {
             "--follow-with" => a.follow_with = Some(val().into()),
             "--help" | "-h" => {
                 println!(
-                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N] [--reads N] [--data-dir DIR] [--reuse-database NAME] [--follow-with SIGIL]"
+                    "sigil-bench [--target rekor|keyless|ca] [--backend sqlite|postgres] [--clients N[,N...]] [--pause SECONDS] [--entries N] [--rate PER_SECOND] [--sigild PATH] [--database-url URL] [--sigild-arg ARG]... [--preload N] [--reads N] [--data-dir DIR] [--reuse-database NAME] [--follow-with SIGIL]"
                 );
                 std::process::exit(0);
             }
@@ -495,7 +503,11 @@ async fn main() {
         .follow_with
         .as_ref()
         .map(|sigil| Follower::start(sigil, port));
-    for &clients in &args.clients {
+    for (run, &clients) in args.clients.iter().enumerate() {
+        if run > 0 && !args.pause.is_zero() {
+            eprintln!("idle for {} s before the next run", args.pause.as_secs());
+            tokio::time::sleep(args.pause).await;
+        }
         write_load(&args, clients, port, dev_port).await;
     }
     if let Some(follower) = follower {
