@@ -256,13 +256,12 @@ async fn create_run(
 }
 
 /// Upkeep after a commit: steps until merges have copied enough keys to keep pace with the
-/// keys committed since the last upkeep (at least one chunk), or a run was dropped, or nothing
-/// is left to do. Each key is copied once per size class it passes through, so the merges of
+/// keys committed since the last upkeep (at least one chunk), or nothing is left to do. Each key is copied once per size class it passes through, so the merges of
 /// one upkeep copy the keys added times the number of live size classes plus one (at least
 /// `fanout` times): they keep pace with large batches (a preload commits thousands of keys
-/// per batch) instead of letting runs pile up. A flush does not end the upkeep: when every
-/// batch brings a flush's worth of keys, ending there would starve the merges, and every
-/// lookup reads every live run. Returns the first step's name, for metrics.
+/// per batch) instead of letting runs pile up. Neither a flush nor a drop ends the upkeep:
+/// when every batch brings a flush's worth of keys, ending there would starve the merges, and
+/// every lookup reads every live run. Returns the first step's name, for metrics.
 pub async fn maintain(
     conn: &mut SqliteConnection,
     state: &SearchRuns,
@@ -311,8 +310,7 @@ struct StepDone {
     live_classes: usize,
 }
 
-/// Does the most urgent step, if any, in one transaction; returns its name and the keys it
-/// copied. Several logs' sequencers may run steps at once: the transaction takes the write
+/// Does the most urgent step, if any, in one transaction; says what it did. Several logs' sequencers may run steps at once: the transaction takes the write
 /// lock first and decides inside it, so they see each other's steps.
 async fn step(
     conn: &mut SqliteConnection,
