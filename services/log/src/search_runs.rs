@@ -283,14 +283,14 @@ pub async fn maintain(
     // budget's worth of keys. Drops must not end the upkeep: a merge leaves `fanout` dead
     // runs, and upkeeps that only dropped would let flushes outrun the merges.
     while let Some(done) = step(conn, state, drops == 0 || dropped < budget).await? {
-        first.get_or_insert(done.name);
-        match done.name {
-            "merge" => merged += done.keys,
-            "drop" => {
+        first.get_or_insert(done.kind.as_str());
+        match done.kind {
+            StepKind::Merge => merged += done.keys,
+            StepKind::Drop => {
                 dropped += done.keys;
                 drops += 1;
             }
-            _ => {}
+            StepKind::Flush | StepKind::StartMerge => {}
         }
         let per_key = (tuning.fanout as i64).max(done.live_classes as i64 + 1);
         budget = tuning.merge_chunk.max(added.saturating_mul(per_key));
@@ -301,9 +301,29 @@ pub async fn maintain(
     Ok(first)
 }
 
+/// Which step was taken (a metric label, through `as_str`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StepKind {
+    Flush,
+    Drop,
+    StartMerge,
+    Merge,
+}
+
+impl StepKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Flush => "flush",
+            StepKind::Drop => "drop",
+            StepKind::StartMerge => "start_merge",
+            StepKind::Merge => "merge",
+        }
+    }
+}
+
 /// What one step did.
 struct StepDone {
-    name: &'static str,
+    kind: StepKind,
     /// Keys a merge copied or a drop freed (a flush's are counted by neither).
     keys: i64,
     /// Distinct size classes among the live runs the step saw.
@@ -350,7 +370,7 @@ async fn step(
             sqlx::query("DELETE FROM search_keys")
                 .execute(&mut *tx)
                 .await?;
-            ("flush", 0)
+            (StepKind::Flush, 0)
         }
         Step::Drop(run) => {
             sqlx::query("DELETE FROM search_runs WHERE run = $1")
@@ -361,7 +381,7 @@ async fn step(
                 .execute(&mut *tx)
                 .await?;
             let keys = runs.iter().find(|r| r.run == run).map_or(0, |r| r.keys);
-            ("drop", keys)
+            (StepKind::Drop, keys)
         }
         Step::StartMerge { sources } => {
             let target = create_run(&mut tx, RunState::Building, 0).await?;
@@ -372,17 +392,17 @@ async fn step(
                     .execute(&mut *tx)
                     .await?;
             }
-            ("start_merge", 0)
+            (StepKind::StartMerge, 0)
         }
         Step::Merge { target, sources } => {
             let copied = merge_chunk(&mut tx, target, &sources, tuning.merge_chunk).await?;
-            ("merge", copied)
+            (StepKind::Merge, copied)
         }
     };
     tx.commit().await?;
     state.idle.store(false, Ordering::Relaxed);
-    let (name, keys) = done;
-    if name == "flush" {
+    let (kind, keys) = done;
+    if kind == StepKind::Flush {
         // Keys committed since the count above were flushed with it; the hint restarts at
         // zero either way (it only has to be right on average).
         state.recent_keys.store(0, Ordering::Relaxed);
@@ -395,7 +415,7 @@ async fn step(
     classes.sort_unstable();
     classes.dedup();
     Ok(Some(StepDone {
-        name,
+        kind,
         keys,
         live_classes: classes.len(),
     }))
