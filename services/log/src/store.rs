@@ -790,48 +790,37 @@ impl Store {
             .collect()
     }
 
-    /// Which of these leaf hashes are already logged, and where.
+    /// Which of these leaf hashes are already logged, and where, as the writer sees it.
     pub async fn existing_leaves(
         writer: &mut Writer,
         log_id: i64,
         hashes: &[Hash],
     ) -> Result<Vec<(Hash, u64)>, StoreError> {
-        let rows = match writer {
-            Writer::Postgres(conn) => {
-                // One static statement over an array: PostgreSQL plans it once.
-                let hashes: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
-                sqlx::query(
-                    "SELECT leaf_hash, idx FROM entries WHERE log_id = $1 AND leaf_hash = ANY($2)",
-                )
-                .bind(log_id)
-                .bind(hashes)
-                .fetch_all(&mut **conn)
-                .await?
-                .iter()
-                .map(|r| (r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1)))
-                .collect::<Vec<_>>()
-            }
-            Writer::Sqlite(conn, _) => {
-                let mut out = Vec::new();
-                for chunk in hashes.chunks(ROWS_PER_INSERT) {
-                    let list = vec!["?"; chunk.len()].join(",");
-                    let sql = format!(
-                        "SELECT leaf_hash, idx FROM entries WHERE log_id = ? AND leaf_hash IN ({list})"
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(log_id);
-                    for h in chunk {
-                        q = q.bind(&h[..]);
-                    }
-                    for r in q.fetch_all(&mut **conn).await? {
-                        out.push((r.get::<Vec<u8>, _>(0), r.get::<i64, _>(1)));
-                    }
-                }
-                out
-            }
+        match writer {
+            Writer::Postgres(conn) => postgres_existing_leaves(conn, log_id, hashes).await,
+            Writer::Sqlite(conn, _) => sqlite_existing_leaves(conn, log_id, hashes).await,
+        }
+    }
+
+    /// Looks these leaf hashes up on a reader connection, if one is free right now, for the
+    /// sake of the pages it reads (see the sequencer's read-ahead); the answer, which would
+    /// not be safe to act on, is dropped. False when every reader was busy.
+    pub async fn read_leaves_ahead(
+        &self,
+        log_id: i64,
+        hashes: &[Hash],
+    ) -> Result<bool, StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => match pool.try_acquire() {
+                Some(mut conn) => postgres_existing_leaves(&mut conn, log_id, hashes).await?,
+                None => return Ok(false),
+            },
+            Db::Sqlite(pool) => match pool.try_acquire() {
+                Some(mut conn) => sqlite_existing_leaves(&mut conn, log_id, hashes).await?,
+                None => return Ok(false),
+            },
         };
-        rows.into_iter()
-            .map(|(h, i)| Ok((to_hash(&h)?, i as u64)))
-            .collect()
+        Ok(true)
     }
 
     /// Writes one batch atomically: entries, their search keys, new nodes and the new head.
@@ -1239,6 +1228,45 @@ pub fn search_key(key: &str) -> Vec<u8> {
         }
     }
     key.as_bytes().to_vec()
+}
+
+async fn postgres_existing_leaves(
+    conn: &mut sqlx::PgConnection,
+    log_id: i64,
+    hashes: &[Hash],
+) -> Result<Vec<(Hash, u64)>, StoreError> {
+    // One static statement over an array: PostgreSQL plans it once.
+    let list: Vec<&[u8]> = hashes.iter().map(|h| &h[..]).collect();
+    sqlx::query("SELECT leaf_hash, idx FROM entries WHERE log_id = $1 AND leaf_hash = ANY($2)")
+        .bind(log_id)
+        .bind(list)
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| Ok((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64)))
+        .collect()
+}
+
+async fn sqlite_existing_leaves(
+    conn: &mut sqlx::SqliteConnection,
+    log_id: i64,
+    hashes: &[Hash],
+) -> Result<Vec<(Hash, u64)>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in hashes.chunks(ROWS_PER_INSERT) {
+        let list = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "SELECT leaf_hash, idx FROM entries WHERE log_id = ? AND leaf_hash IN ({list})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(log_id);
+        for h in chunk {
+            q = q.bind(&h[..]);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64));
+        }
+    }
+    Ok(out)
 }
 
 fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
