@@ -776,8 +776,8 @@ struct ReadAhead {
 /// It runs only while look-ups go to the disk: the writer turns it on when its own look-up
 /// read the disk, and it turns itself off after READ_AHEAD_UNTIL_CLEAN hashes found without
 /// one. On a cached index its queries only take CPU from the requests (a version that always
-/// read ahead wrote 5-10 % slower on a cached log). Submissions it has not reached are read by the writer, as without it.
-/// PostgreSQL, with its own buffers, runs without it.
+/// read ahead wrote 5-10 % slower on a cached log). Submissions it has not reached are read by
+/// the writer, as without it. PostgreSQL, with its own buffers, runs without it.
 async fn read_ahead(
     store: Store,
     log_id: i64,
@@ -1088,7 +1088,12 @@ impl Sequencer {
             return fail_all(batch, EngineError::WriterUnavailable("no writer".into()));
         };
         let hashes: Vec<Hash> = batch.iter().map(|s| s.leaf_hash).collect();
-        let read_before = self.index_cold.as_ref().and_then(|_| disk_read_bytes());
+        // Measured only while the read-ahead is off: once on, it decides when to stop.
+        let read_before = self
+            .index_cold
+            .as_ref()
+            .filter(|cold| !cold.load(Ordering::Relaxed))
+            .and_then(|_| disk_read_bytes());
         let existing = match on_writer(Store::existing_leaves(writer, self.log_id, &hashes)).await {
             Ok(e) => e,
             // Nothing is written yet, so after a failed read the batch can safely go to a new

@@ -804,22 +804,20 @@ impl Store {
 
     /// Looks these leaf hashes up on a reader connection, if one is free right now, for the
     /// sake of the pages it reads (see the sequencer's read-ahead); the answer, which would
-    /// not be safe to act on, is dropped. False when every reader was busy.
+    /// not be safe to act on, is dropped. False when every reader was busy (or on PostgreSQL).
     pub async fn read_leaves_ahead(
         &self,
         log_id: i64,
         hashes: &[Hash],
     ) -> Result<bool, StoreError> {
-        match &self.db {
-            Db::Postgres(pool) => match pool.try_acquire() {
-                Some(mut conn) => postgres_existing_leaves(&mut conn, log_id, hashes).await?,
-                None => return Ok(false),
-            },
-            Db::Sqlite(pool) => match pool.try_acquire() {
-                Some(mut conn) => sqlite_existing_leaves(&mut conn, log_id, hashes).await?,
-                None => return Ok(false),
-            },
+        // PostgreSQL keeps its own buffers; nothing reads ahead there (engine.rs).
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(false);
         };
+        let Some(mut conn) = pool.try_acquire() else {
+            return Ok(false);
+        };
+        sqlite_existing_leaves(&mut conn, log_id, hashes).await?;
         Ok(true)
     }
 
