@@ -787,14 +787,8 @@ async fn read_ahead(
 ) {
     let mut group = Vec::with_capacity(MAX_BATCH);
     let mut clean = CleanRun::default();
-    while let Some(first) = hints.recv().await {
-        group.push(first);
-        while group.len() < MAX_BATCH {
-            match hints.try_recv() {
-                Ok(h) => group.push(h),
-                Err(_) => break,
-            }
-        }
+    // Everything queued since the last look-up, in one query.
+    while hints.recv_many(&mut group, MAX_BATCH).await > 0 {
         if !index_cold.load(Ordering::Relaxed) {
             group.clear();
             continue;
@@ -865,14 +859,14 @@ impl Sequencer {
     async fn run(mut self, mut rx: mpsc::Receiver<Submission>) {
         let mut batch: Vec<Submission> = Vec::with_capacity(MAX_BATCH);
         loop {
-            let first = if self.writer.is_none() {
+            if self.writer.is_none() {
                 // Without a writer, keep trying to get one even when nobody writes, so that
                 // readiness comes back by itself. A follower also keeps its head fresh.
                 let interval = match self.cluster {
                     Some(_) => FOLLOW_INTERVAL,
                     None => RECOVERY_INTERVAL,
                 };
-                match tokio::time::timeout(interval, rx.recv()).await {
+                match tokio::time::timeout(interval, rx.recv_many(&mut batch, MAX_BATCH)).await {
                     Err(_) => {
                         // Side by side, not one after the other: against a silent database
                         // each waits out the 5 s bound, and writes queue behind both.
@@ -889,29 +883,27 @@ impl Sequencer {
                         }
                         continue;
                     }
-                    Ok(None) => break,
-                    Ok(Some(s)) => s,
+                    Ok(0) => break,
+                    Ok(_) => {}
                 }
             } else {
                 // An idle writer is checked now and then, so that a connection the database
                 // dropped (a restart) shows in /readyz and is replaced before the next write.
-                match tokio::time::timeout(WRITER_CHECK_INTERVAL, rx.recv()).await {
+                match tokio::time::timeout(
+                    WRITER_CHECK_INTERVAL,
+                    rx.recv_many(&mut batch, MAX_BATCH),
+                )
+                .await
+                {
                     Err(_) => {
                         self.check_writer().await;
                         continue;
                     }
-                    Ok(None) => break,
-                    Ok(Some(s)) => s,
-                }
-            };
-            batch.push(first);
-            // Whatever queued while the previous batch was committing joins this one.
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(s) => batch.push(s),
-                    Err(_) => break,
+                    Ok(0) => break,
+                    Ok(_) => {}
                 }
             }
+            // `recv_many` took whatever queued while the previous batch was committing.
             self.process(std::mem::take(&mut batch)).await;
         }
         tracing::info!(log = %self.log_name, "sequencer stopped");
