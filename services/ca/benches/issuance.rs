@@ -17,7 +17,7 @@ use der::{Decode, Encode};
 use sigil_ca::identity::{Principal, SubjectAltName};
 use sigil_ca::keystore::{self, KeyProtection, KeyStoreOptions};
 use sigil_ca::oidc::TokenError;
-use sigil_ca::{Ca, CaKeyAlgorithm, IdentityVerifier};
+use sigil_ca::{Ca, CaKeyAlgorithm, IdentityCheck, IdentityVerifier};
 use sigil_log::ct::CtLog;
 use sigil_log::{LogEngine, LogSigner, Store};
 use sigil_proto::fulcio::{Configuration, CreateSigningCertificateRequest};
@@ -28,17 +28,19 @@ use x509_cert::request::{CertReq, CertReqInfo, Version};
 struct BenchIdentity;
 
 impl IdentityVerifier for BenchIdentity {
-    fn verify<'a>(
+    fn prepare<'a>(
         &'a self,
         _token: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Principal, TokenError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<IdentityCheck, TokenError>> + Send + 'a>> {
         Box::pin(async {
-            Ok(Principal {
-                issuer: "https://issuer.example.com".into(),
-                san: SubjectAltName::Email("bench@example.com".into()),
-                challenge: "bench@example.com".into(),
-                extensions: Vec::new(),
-            })
+            Ok(Box::new(|| {
+                Ok(Principal {
+                    issuer: "https://issuer.example.com".into(),
+                    san: SubjectAltName::Email("bench@example.com".into()),
+                    challenge: "bench@example.com".into(),
+                    extensions: Vec::new(),
+                })
+            }) as IdentityCheck)
         })
     }
 

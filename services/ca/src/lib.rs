@@ -13,7 +13,7 @@ pub mod subject_key;
 pub mod trust_config;
 
 pub use api::{router, router_with_trust};
-pub use ca::{Ca, CaOptions, IdentityVerifier, IssueError, Issued};
+pub use ca::{Ca, CaOptions, IdentityCheck, IdentityVerifier, IssueError, Issued};
 pub use keystore::{ImportedCa, KeyProtection, KeyStoreOptions, PASSPHRASE_ENV};
 pub use signer::{CaKeyAlgorithm, CaSigner, LocalSigner};
 pub use trust_config::TrustConfigInputs;

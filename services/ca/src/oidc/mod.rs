@@ -11,4 +11,4 @@ mod verifier;
 
 pub use error::TokenError;
 pub use jwks::{DEFAULT_KEYS_TTL, MIN_REFRESH_INTERVAL};
-pub use verifier::{CLOCK_SKEW_SECS, TokenVerifier};
+pub use verifier::{CLOCK_SKEW_SECS, PendingCheck, TokenVerifier};

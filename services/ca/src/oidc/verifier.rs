@@ -9,7 +9,7 @@ use super::error::clip;
 use super::jwks::KeyCache;
 use super::keys::{asymmetric_alg, select};
 use super::{TokenError, jwt};
-use crate::config::IssuersConfig;
+use crate::config::{IssuerConfig, IssuersConfig};
 use crate::identity::{Principal, principal_from_claims};
 
 /// Tolerated clock difference between the CA and issuers, for `exp`, `nbf` and `iat`.
@@ -57,7 +57,15 @@ impl TokenVerifier {
         self.keys.fetch_count()
     }
 
+    /// The whole check, here and now. The CA splits it ([`TokenVerifier::prepare`]) so that the
+    /// signature is checked on its work pool.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.prepare(token).await?.finish()
+    }
+
+    /// The part of the check that may wait on the network: the token's shape, its algorithm,
+    /// its issuer and that issuer's key. What is left is CPU work only ([`PendingCheck`]).
+    pub async fn prepare(&self, token: &str) -> Result<PendingCheck, TokenError> {
         let jwt = jwt::parse(token)?;
         // The algorithm is judged before the issuer so that "none"/HS* never reach a key.
         let alg = asymmetric_alg(&jwt.alg)?;
@@ -86,20 +94,48 @@ impl TokenVerifier {
             kid: clip(kid.unwrap_or("(none)")),
         })?;
         key.check_alg(&jwt.alg, alg)?;
-        let valid = jsonwebtoken::crypto::verify(
-            jwt.signature,
-            jwt.signing_input.as_bytes(),
-            &key.key,
+        let key = key.key.clone();
+        Ok(PendingCheck {
+            signing_input: jwt.signing_input.to_string(),
+            signature: jwt.signature.to_string(),
+            claims: jwt.claims,
             alg,
+            key,
+            config: config.clone(),
+            now: unix_now(&self.clock),
+        })
+    }
+}
+
+/// A token whose issuer and key are known: its signature and claims are still unchecked, and
+/// checking them needs no I/O. It owns what it needs, so it can move to another thread.
+pub struct PendingCheck {
+    signing_input: String,
+    signature: String,
+    claims: serde_json::Map<String, Value>,
+    alg: jsonwebtoken::Algorithm,
+    key: jsonwebtoken::DecodingKey,
+    config: IssuerConfig,
+    /// Taken when the check was prepared: time spent waiting for a thread does not count
+    /// against the token.
+    now: i64,
+}
+
+impl PendingCheck {
+    pub fn finish(self) -> Result<Principal, TokenError> {
+        let valid = jsonwebtoken::crypto::verify(
+            &self.signature,
+            self.signing_input.as_bytes(),
+            &self.key,
+            self.alg,
         )
         .map_err(|_| TokenError::BadSignature)?;
         if !valid {
             return Err(TokenError::BadSignature);
         }
-
-        check_audience(&jwt.claims, &config.client_id)?;
-        check_times(&jwt.claims, unix_now(&self.clock))?;
-        Ok(principal_from_claims(config, &jwt.claims)?)
+        check_audience(&self.claims, &self.config.client_id)?;
+        check_times(&self.claims, self.now)?;
+        Ok(principal_from_claims(&self.config, &self.claims)?)
     }
 }
 

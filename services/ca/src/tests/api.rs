@@ -366,3 +366,47 @@ async fn key_checks_beyond_the_work_budget_get_503() {
     pool_holder.await.unwrap().unwrap();
     assert_eq!(t.ct.engine().tree_head().size, 0, "nothing was logged");
 }
+
+#[tokio::test]
+async fn identity_checks_run_on_the_work_pool() {
+    // A signature check is CPU work: it must not run on the async worker (this test's thread,
+    // on a current-thread runtime), where it would hold up every other request.
+    let t = test_ca(email_principal()).await;
+    let app = crate::api::router(t.ca.clone());
+    let key = p256();
+    let body = json!({ "certificateSigningRequest": STANDARD.encode(key.csr_pem()) }).to_string();
+    let (status, value) = call(&app, post(body, Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    let threads = t.checked_on.lock().unwrap().clone();
+    assert_eq!(threads.len(), 1, "one check per request");
+    assert_ne!(threads[0], std::thread::current().id());
+}
+
+#[tokio::test]
+async fn identity_checks_beyond_the_work_budget_get_503() {
+    // With the pool's budget held, the token is not checked at all: the request is refused
+    // before its signature is looked at.
+    let t = test_ca_configured(email_principal(), crate::CaKeyAlgorithm::EcdsaP256, |ca| {
+        ca.with_work_pool(sigil_log::work::WorkPool::new(1, 1))
+    })
+    .await;
+    let app = crate::api::router(t.ca.clone());
+    let key = p256();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let pool_holder = {
+        let t_ca = t.ca.clone();
+        tokio::spawn(async move { t_ca.work_pool().run(1, move || wait.recv().ok()).await })
+    };
+    while t.ca.work_pool().available_bytes() > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let body = json!({ "certificateSigningRequest": STANDARD.encode(key.csr_pem()) }).to_string();
+    let (status, value) = call(&app, post(body, Some(TOKEN))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{value}");
+    release.send(()).unwrap();
+    pool_holder.await.unwrap().unwrap();
+    assert!(
+        t.checked_on.lock().unwrap().is_empty(),
+        "no identity check ran"
+    );
+}

@@ -384,7 +384,7 @@ async fn no_leaf_outlives_the_issuing_certificate() {
     let long = crate::ca::Ca::from_material(
         material,
         Duration::from_secs(20 * 365 * 24 * 3600),
-        FixedIdentity(email_principal()),
+        FixedIdentity(email_principal(), Default::default()),
         t.ct.clone(),
     )
     .unwrap();

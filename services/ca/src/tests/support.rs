@@ -19,7 +19,7 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, Version};
 
-use crate::ca::{Ca, IdentityVerifier};
+use crate::ca::{Ca, IdentityCheck, IdentityVerifier};
 use crate::identity::{ExtEncoding, FulcioExtension, Principal, SubjectAltName, fulcio_oid};
 use crate::keystore::{self, KeyProtection, KeyStoreOptions};
 use crate::oidc::TokenError;
@@ -30,20 +30,29 @@ pub const TOKEN: &str = "test-token";
 pub const ISSUER: &str = "https://issuer.example.com";
 
 /// Stands in for the OIDC verifier (tested on its own against a real provider): accepts one
-/// token and maps it to a fixed principal, so issuance can be tested with any identity.
-pub struct FixedIdentity(pub Principal);
+/// token and maps it to a fixed principal, so issuance can be tested with any identity. It
+/// notes the thread each check ran on.
+pub struct FixedIdentity(pub Principal, pub CheckThreads);
+
+pub type CheckThreads = Arc<std::sync::Mutex<Vec<std::thread::ThreadId>>>;
 
 impl IdentityVerifier for FixedIdentity {
-    fn verify<'a>(
+    fn prepare<'a>(
         &'a self,
         token: &'a str,
-    ) -> Pin<Box<dyn Future<Output = Result<Principal, TokenError>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<IdentityCheck, TokenError>> + Send + 'a>> {
+        let principal = self.0.clone();
+        let valid = token == TOKEN;
+        let threads = self.1.clone();
         Box::pin(async move {
-            if token == TOKEN {
-                Ok(self.0.clone())
-            } else {
-                Err(TokenError::BadSignature)
-            }
+            Ok(Box::new(move || {
+                threads.lock().unwrap().push(std::thread::current().id());
+                if valid {
+                    Ok(principal)
+                } else {
+                    Err(TokenError::BadSignature)
+                }
+            }) as IdentityCheck)
         })
     }
 
@@ -108,6 +117,8 @@ pub fn ci_principal() -> Principal {
 pub struct TestCa {
     pub ca: Arc<Ca>,
     pub ct: CtLog,
+    /// Where each identity check ran.
+    pub checked_on: CheckThreads,
     _dir: tempfile::TempDir,
 }
 
@@ -137,16 +148,18 @@ pub async fn test_ca_configured(
         organization: "sigil test".into(),
     })
     .unwrap();
+    let checked_on = CheckThreads::default();
     let ca = Ca::from_material(
         material,
         Duration::from_secs(600),
-        FixedIdentity(principal),
+        FixedIdentity(principal, checked_on.clone()),
         ct.clone(),
     )
     .unwrap();
     TestCa {
         ca: Arc::new(configure(ca)),
         ct,
+        checked_on,
         _dir: dir,
     }
 }
