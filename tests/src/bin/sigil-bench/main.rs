@@ -186,6 +186,19 @@ impl Server {
     }
 }
 
+/// CPU time a process has used so far (user plus system), from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields are counted after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of the line (utime, stime); `rest` starts at field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -508,7 +521,7 @@ async fn main() {
             eprintln!("idle for {} s before the next run", args.pause.as_secs());
             tokio::time::sleep(args.pause).await;
         }
-        write_load(&args, clients, port, dev_port).await;
+        write_load(&args, clients, port, dev_port, server.child.id()).await;
     }
     if let Some(follower) = follower {
         follower.report(port).await;
@@ -632,7 +645,7 @@ async fn monitor_size(http: &reqwest::Client, metrics: &str) -> Option<u64> {
 }
 
 /// One write run: `clients` closed-loop clients (or the open-loop `--rate`).
-async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
+async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16, server_pid: u32) {
     eprintln!("preparing {} requests…", args.entries);
     let (url, expected, entries) = match args.target.as_str() {
         "rekor" => (
@@ -666,6 +679,7 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
         })
     });
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu_before = cpu_time(server_pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     let workers = if args.rate.is_some() {
@@ -733,6 +747,15 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
         refused.extend(r);
     }
     let elapsed = started.elapsed();
+    // sigild's own CPU per accepted entry (not PostgreSQL's, not this load generator's): what
+    // a write costs the server, less noisy than the rate on a shared machine.
+    let server_cpu = match (cpu_before, cpu_time(server_pid)) {
+        (Some(before), Some(after)) if !all.is_empty() => format!(
+            " sigild_cpu_per_entry={:.0}us",
+            (after - before).as_secs_f64() * 1e6 / all.len() as f64
+        ),
+        _ => String::new(),
+    };
     all.sort();
     let mode = match args.rate {
         Some(r) => format!("open loop at {r}/s"),
@@ -749,7 +772,7 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16) {
         )
     };
     println!(
-        "target={} backend={} mode=\"{mode}\" accepted={} elapsed={:.2}s throughput={:.0}/s p50={:.1}ms p99={:.1}ms max={:.1}ms{refused_p99}",
+        "target={} backend={} mode=\"{mode}\" accepted={} elapsed={:.2}s throughput={:.0}/s p50={:.1}ms p99={:.1}ms max={:.1}ms{refused_p99}{server_cpu}",
         args.target,
         args.backend,
         all.len(),
