@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use sigil_tests::files::copy_dir;
 use sigil_tests::stack::{Stack, Witness};
 
 fn sigil(args: &[&str]) -> Output {
@@ -719,18 +720,6 @@ fn start_named(dir: &Path, extra: &[&str]) -> Stack {
     let mut args = vec!["--public-url", "http://fork.test"];
     args.extend_from_slice(extra);
     start_dev_in(dir, &args).0
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A real fork: a sigild data dir copied while stopped, both copies run with the same key and

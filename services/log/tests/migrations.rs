@@ -138,7 +138,7 @@ async fn sqlite_rows_written_before_0003_survive() {
 
 #[tokio::test]
 async fn postgres_rows_written_before_0003_survive() {
-    let url = common::FreshDatabase::create().await.url;
+    let url = common::fresh_database().await;
     {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         for sql in migrations("../../migrations/postgres", 3) {
@@ -171,7 +171,7 @@ async fn postgres_rows_written_before_0003_survive() {
 /// from the entry rows, which at size are on disk.
 #[tokio::test]
 async fn postgres_tile_reads_never_touch_entry_rows() {
-    let url = common::FreshDatabase::create().await.url;
+    let url = common::fresh_database().await;
     let _store = sigil_log::Store::open_postgres(&url).await.unwrap();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
     // On a tiny table the planner would rather scan it; forbid that to see what the index offers.

@@ -9,8 +9,8 @@ use sqlx::Row;
 
 #[tokio::test]
 async fn the_writer_holds_the_lock_and_asks_the_server_to_probe_its_connection() {
-    let database = common::FreshDatabase::create().await;
-    let store = Store::open_postgres(&database.url).await.unwrap();
+    let database = common::fresh_database().await;
+    let store = Store::open_postgres(&database).await.unwrap();
     let (log_id, _) = store.ensure_log("rekor", 0).await.unwrap();
     let mut writer = store.writer(log_id, "rekor").await.unwrap();
     let Writer::Postgres(conn) = &mut writer else {
@@ -30,7 +30,7 @@ async fn the_writer_holds_the_lock_and_asks_the_server_to_probe_its_connection()
         assert_eq!(value, expected, "{setting}");
     }
     // A second writer for the same log, from another store on the database, is refused.
-    let other = Store::open_postgres(&database.url).await.unwrap();
+    let other = Store::open_postgres(&database).await.unwrap();
     assert!(matches!(
         other.writer(log_id, "rekor").await,
         Err(StoreError::Locked(_))

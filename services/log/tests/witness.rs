@@ -173,8 +173,8 @@ async fn the_witness_follows_the_spec_on_sqlite() {
 
 #[tokio::test]
 async fn the_witness_follows_the_spec_on_postgres() {
-    let database = common::FreshDatabase::create().await;
-    exercise(Store::open_postgres(&database.url).await.unwrap()).await;
+    let database = common::fresh_database().await;
+    exercise(Store::open_postgres(&database).await.unwrap()).await;
 }
 
 /// The log's side: the cosigned checkpoint it keeps only moves to a larger tree, or to the
@@ -209,6 +209,6 @@ async fn the_log_keeps_its_newest_cosigned_checkpoint_on_sqlite() {
 
 #[tokio::test]
 async fn the_log_keeps_its_newest_cosigned_checkpoint_on_postgres() {
-    let database = common::FreshDatabase::create().await;
-    keep_cosigned(Store::open_postgres(&database.url).await.unwrap()).await;
+    let database = common::fresh_database().await;
+    keep_cosigned(Store::open_postgres(&database).await.unwrap()).await;
 }

@@ -13,10 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    Writers, assert_acknowledged_entries_kept, client, copy_dir, leader, submit_until_acked,
+    Writers, assert_acknowledged_entries_kept, client, leader, submit_until_acked,
 };
 use common::{ClientKey, Server, certificate_request, fresh_postgres_database, log_info};
 use reqwest::StatusCode;
+use sigil_tests::files::copy_dir;
 
 const NODES: usize = 3;
 const WRITERS: usize = 4;

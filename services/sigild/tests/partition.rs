@@ -23,12 +23,11 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::cluster::{
-    Writers, assert_acknowledged_entries_kept, client, copy_dir, leader, says_it_leads,
-};
+use common::cluster::{Writers, assert_acknowledged_entries_kept, client, leader, says_it_leads};
 use common::netns::Host;
 use common::netns::Network;
 use common::{ClientKey, Server, fresh_postgres_database, log_info};
+use sigil_tests::files::copy_dir;
 
 const NODES: usize = 3;
 const WRITERS: usize = 4;

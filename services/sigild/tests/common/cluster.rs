@@ -13,20 +13,6 @@ use sigil_proto::rekor_v1::{LogEntry, LogEntryMap};
 
 use super::{ClientKey, Server, consistency_proof, hash_from_hex, log_info};
 
-/// Copies a node's keys directory (or CA directory) to another node's data dir: every node
-/// signs as the same log and CA.
-pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// What one client was told: the entry's UUID, and (for a 201) its index and checkpoint.
 #[derive(Clone, Debug)]
 pub struct Ack {

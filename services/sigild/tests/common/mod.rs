@@ -202,25 +202,7 @@ impl Drop for Server {
     }
 }
 
-/// A fresh PostgreSQL database on the local server (127.0.0.1:5432, trust auth); `.ci/run`
-/// starts the server if it is down. Missing PostgreSQL is a failure, never a skip.
-pub async fn fresh_postgres_database() -> String {
-    use sqlx::Connection;
-    let admin = std::env::var("SIGIL_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL must be running on 127.0.0.1:5432 for this test ({admin}): {e}")
-        });
-    let name = format!("sigil_test_{:016x}", rand::random::<u64>());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0;
-    format!("{base}/{name}")
-}
+pub use sigil_tests::postgres::fresh_database as fresh_postgres_database;
 
 /// A client key that signs artifacts the way cosign and sigstore-python do.
 pub struct ClientKey {
