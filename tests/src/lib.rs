@@ -4,6 +4,7 @@ pub mod go_peers;
 pub mod oidc_mock;
 pub mod oidc_provider;
 pub mod peers;
+pub mod pem;
 pub mod postgres;
 pub mod registry;
 pub mod sigstore_python;

@@ -275,18 +275,7 @@ impl ClientKey {
     }
 }
 
-pub fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
-}
+pub use sigil_tests::pem::pem;
 
 pub fn spki_from_pem(text: &str) -> Vec<u8> {
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
