@@ -630,7 +630,7 @@ impl Registry {
                 Ok(()) => return Ok(digest),
                 Err(e) if attempt < PUSH_RETRIES && is_transient(&e) => {
                     attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    tokio::time::sleep(push_retry_delay(attempt)).await;
                 }
                 Err(e) => return Err(oci_error(&what, &host, repository.repository(), e)),
             }
@@ -683,7 +683,7 @@ impl Registry {
             let body = error_body(response, &what).await;
             if attempt < PUSH_RETRIES && names_a_blob_being_rewritten(&body) {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(push_retry_delay(attempt)).await;
                 continue;
             }
             return Err(http_error(what, status.as_u16(), &body));
@@ -803,6 +803,11 @@ impl Registry {
 /// How often an upload that failed on the registry's side is tried again. Blobs and manifests
 /// are content-addressed, so sending one twice cannot store anything wrong.
 const PUSH_RETRIES: u32 = 3;
+
+/// The wait before retry `attempt` (from 1) of a blob or manifest upload: 0.2, 0.4, 0.8 s.
+fn push_retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(100 << attempt.min(PUSH_RETRIES))
+}
 
 /// Whether an upload that did not land might land when sent again: the registry failed
 /// (5xx) or the connection did, as opposed to a refusal that would be repeated.
