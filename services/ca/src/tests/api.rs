@@ -338,7 +338,8 @@ async fn an_identity_over_its_rate_gets_429_with_retry_after() {
 
 #[tokio::test]
 async fn key_checks_beyond_the_work_budget_get_503() {
-    // A budget smaller than one request: every key check is refused, before any signing.
+    // A budget smaller than one request: every token and key check is refused, before any
+    // signing.
     let t = test_ca_configured(email_principal(), crate::CaKeyAlgorithm::EcdsaP256, |ca| {
         ca.with_work_pool(sigil_log::work::WorkPool::new(1, 1))
     })
@@ -365,6 +366,11 @@ async fn key_checks_beyond_the_work_budget_get_503() {
     release.send(()).unwrap();
     pool_holder.await.unwrap().unwrap();
     assert_eq!(t.ct.engine().tree_head().size, 0, "nothing was logged");
+    // The token is checked in the same job as the key: refused before it too.
+    assert!(
+        t.checked_on.lock().unwrap().is_empty(),
+        "no identity check ran"
+    );
 }
 
 #[tokio::test]
@@ -380,33 +386,4 @@ async fn identity_checks_run_on_the_work_pool() {
     let threads = t.checked_on.lock().unwrap().clone();
     assert_eq!(threads.len(), 1, "one check per request");
     assert_ne!(threads[0], std::thread::current().id());
-}
-
-#[tokio::test]
-async fn identity_checks_beyond_the_work_budget_get_503() {
-    // With the pool's budget held, the token is not checked at all: the request is refused
-    // before its signature is looked at.
-    let t = test_ca_configured(email_principal(), crate::CaKeyAlgorithm::EcdsaP256, |ca| {
-        ca.with_work_pool(sigil_log::work::WorkPool::new(1, 1))
-    })
-    .await;
-    let app = crate::api::router(t.ca.clone());
-    let key = p256();
-    let (release, wait) = std::sync::mpsc::channel::<()>();
-    let pool_holder = {
-        let t_ca = t.ca.clone();
-        tokio::spawn(async move { t_ca.work_pool().run(1, move || wait.recv().ok()).await })
-    };
-    while t.ca.work_pool().available_bytes() > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    let body = json!({ "certificateSigningRequest": STANDARD.encode(key.csr_pem()) }).to_string();
-    let (status, value) = call(&app, post(body, Some(TOKEN))).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{value}");
-    release.send(()).unwrap();
-    pool_holder.await.unwrap().unwrap();
-    assert!(
-        t.checked_on.lock().unwrap().is_empty(),
-        "no identity check ran"
-    );
 }
