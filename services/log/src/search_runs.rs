@@ -41,6 +41,37 @@ impl Default for Tuning {
     }
 }
 
+/// `FLUSH_KEYS,FANOUT,MERGE_CHUNK`, as sigild's hidden `--search-runs` takes it.
+impl std::str::FromStr for Tuning {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Tuning, String> {
+        let parts: Vec<&str> = s.split(',').collect();
+        let [flush, fanout, chunk] = parts[..] else {
+            return Err("expected FLUSH_KEYS,FANOUT,MERGE_CHUNK".into());
+        };
+        let number = |what: &str, v: &str| -> Result<i64, String> {
+            match v.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(format!(
+                    "{what} must be a whole number of at least 1, not {v:?}"
+                )),
+            }
+        };
+        let fanout = number("FANOUT", fanout)?;
+        if fanout < 2 {
+            return Err(
+                "FANOUT must be at least 2: a merge of one run copies it for nothing".into(),
+            );
+        }
+        Ok(Tuning {
+            flush_keys: number("FLUSH_KEYS", flush)?,
+            fanout: fanout as usize,
+            merge_chunk: number("MERGE_CHUNK", chunk)?,
+        })
+    }
+}
+
 /// What a store keeps between steps: the tuning, and roughly how many keys `search_keys`
 /// holds (so that a commit does not count the table to know whether to flush).
 #[derive(Debug)]
@@ -492,6 +523,15 @@ mod tests {
         fanout: 3,
         merge_chunk: 4,
     };
+
+    #[test]
+    fn tuning_parses_and_refuses_what_cannot_work() {
+        let t: Tuning = "16,3,16".parse().unwrap();
+        assert_eq!((t.flush_keys, t.fanout, t.merge_chunk), (16, 3, 16));
+        for bad in ["16,3", "16,3,16,1", "0,3,16", "16,1,16", "16,3,x", ""] {
+            assert!(bad.parse::<Tuning>().is_err(), "{bad:?} accepted");
+        }
+    }
 
     fn live(run: i64, keys: i64) -> Run {
         Run {

@@ -219,32 +219,8 @@ pub struct ServeArgs {
     /// SQLite only: how search keys move into sorted runs, as FLUSH_KEYS,FANOUT,MERGE_CHUNK
     /// (default 16384,8,8192, measured at 10M entries). Hidden: tests make them tiny so that
     /// flushes and merges happen every few entries, e.g. under kill -9.
-    #[arg(long, hide = true, value_name = "FLUSH_KEYS,FANOUT,MERGE_CHUNK", value_parser = parse_search_runs)]
+    #[arg(long, hide = true, value_name = "FLUSH_KEYS,FANOUT,MERGE_CHUNK", value_parser = str::parse::<sigil_log::search_runs::Tuning>)]
     pub search_runs: Option<sigil_log::search_runs::Tuning>,
-}
-
-fn parse_search_runs(s: &str) -> Result<sigil_log::search_runs::Tuning, String> {
-    let parts: Vec<&str> = s.split(',').collect();
-    let [flush, fanout, chunk] = parts[..] else {
-        return Err("expected FLUSH_KEYS,FANOUT,MERGE_CHUNK".into());
-    };
-    let number = |what: &str, v: &str| -> Result<i64, String> {
-        match v.trim().parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(n),
-            _ => Err(format!(
-                "{what} must be a whole number of at least 1, not {v:?}"
-            )),
-        }
-    };
-    let fanout = number("FANOUT", fanout)?;
-    if fanout < 2 {
-        return Err("FANOUT must be at least 2: a merge of one run copies it for nothing".into());
-    }
-    Ok(sigil_log::search_runs::Tuning {
-        flush_keys: number("FLUSH_KEYS", flush)?,
-        fanout: fanout as usize,
-        merge_chunk: number("MERGE_CHUNK", chunk)?,
-    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -284,19 +260,5 @@ fn init_tracing(format: &str) {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_search_runs;
-
-    #[test]
-    fn search_runs_tuning_parses_and_refuses_what_cannot_work() {
-        let t = parse_search_runs("16,3,16").unwrap();
-        assert_eq!((t.flush_keys, t.fanout, t.merge_chunk), (16, 3, 16));
-        for bad in ["16,3", "16,3,16,1", "0,3,16", "16,1,16", "16,3,x", ""] {
-            assert!(parse_search_runs(bad).is_err(), "{bad:?} accepted");
-        }
     }
 }
