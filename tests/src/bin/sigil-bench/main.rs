@@ -177,14 +177,19 @@ impl Server {
 /// CPU time a process has used so far (user plus system), from `/proc/PID/stat`.
 fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields are counted after its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of the line (utime, stime); `rest` starts at field 3.
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let ticks = cpu_ticks(&stat)?;
     // SAFETY: sysconf has no preconditions.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses: fields are counted after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state).
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 impl Drop for Server {
@@ -957,4 +962,23 @@ fn tile_index_path(n: u64) -> String {
     }
     parts.reverse();
     parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_count_fields_after_the_command_name() {
+        // A command name with a space and a parenthesis of its own, as the kernel prints it.
+        let line = "4242 (sigild (x) y) S 1 4242 4242 0 -1 4194304 1 0 0 0 37 5 0 0 20 0 9 0 1 1 1";
+        assert_eq!(cpu_ticks(line), Some(42));
+        assert_eq!(cpu_ticks("4242 (sigild) S 1 2"), None, "too short");
+        assert_eq!(cpu_ticks("no parenthesis"), None);
+    }
+
+    #[test]
+    fn this_kernels_stat_line_parses() {
+        assert!(cpu_time(std::process::id()).is_some());
+    }
 }
