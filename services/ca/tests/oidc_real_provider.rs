@@ -6,7 +6,7 @@
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sigil_ca::config::{IssuerConfig, IssuerType, IssuersConfig};
 use sigil_ca::identity::{ExtEncoding, IdentityError, SubjectAltName, fulcio_oid};
@@ -372,16 +372,7 @@ fn rsa_public_pem(jwk: &Value) -> String {
         ]
         .concat(),
     );
-    let body = STANDARD.encode(spki);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        lines.join("\n")
-    )
+    sigil_tests::pem::pem("PUBLIC KEY", &spki)
 }
 
 #[tokio::test]
