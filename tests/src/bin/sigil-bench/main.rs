@@ -183,6 +183,13 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     (per_second > 0).then(|| Duration::from_secs_f64(ticks as f64 / per_second as f64))
 }
 
+impl Server {
+    /// CPU time sigild has used so far.
+    fn cpu_time(&self) -> Option<Duration> {
+        cpu_time(self.child.id())
+    }
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks.
 fn cpu_ticks(stat: &str) -> Option<u64> {
     // The command name may hold spaces and parentheses: fields are counted after its end.
@@ -514,7 +521,7 @@ async fn main() {
             eprintln!("idle for {} s before the next run", args.pause.as_secs());
             tokio::time::sleep(args.pause).await;
         }
-        write_load(&args, clients, port, dev_port, server.child.id()).await;
+        write_load(&args, clients, port, dev_port, &server).await;
     }
     if let Some(follower) = follower {
         follower.report(port).await;
@@ -638,7 +645,7 @@ async fn monitor_size(http: &reqwest::Client, metrics: &str) -> Option<u64> {
 }
 
 /// One write run: `clients` closed-loop clients (or the open-loop `--rate`).
-async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16, server_pid: u32) {
+async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16, server: &Server) {
     eprintln!("preparing {} requests…", args.entries);
     let (url, expected, entries) = match args.target.as_str() {
         "rekor" => (
@@ -672,7 +679,7 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16, serve
         })
     });
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let cpu_before = cpu_time(server_pid);
+    let cpu_before = server.cpu_time();
     let started = Instant::now();
     let mut tasks = Vec::new();
     let workers = if args.rate.is_some() {
@@ -742,7 +749,7 @@ async fn write_load(args: &Args, clients: usize, port: u16, dev_port: u16, serve
     let elapsed = started.elapsed();
     // sigild's own CPU per accepted entry (not PostgreSQL's, not this load generator's): what
     // a write costs the server, less noisy than the rate on a shared machine.
-    let server_cpu = match (cpu_before, cpu_time(server_pid)) {
+    let server_cpu = match (cpu_before, server.cpu_time()) {
         (Some(before), Some(after)) if !all.is_empty() => format!(
             " sigild_cpu_per_entry={:.0}us",
             (after - before).as_secs_f64() * 1e6 / all.len() as f64
