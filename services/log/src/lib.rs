@@ -9,6 +9,8 @@ pub mod ct;
 pub mod engine;
 pub mod head_file;
 pub mod http;
+pub mod leaf_filter;
+pub mod leaf_index;
 pub mod rekor_v1;
 pub mod search_runs;
 pub mod signer;

@@ -15,9 +15,12 @@
 //! dead run waits to be dropped. Every step is one transaction, so a crash leaves the state
 //! before or after it, and a merge resumes from the last key its target holds.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use sqlx::{Row, SqliteConnection};
+
+use crate::leaf_index::LeafFilters;
 
 /// When and how keys move. The defaults were measured at 10M entries (docs/benchmarks.md);
 /// tests use tiny values to exercise every step.
@@ -29,7 +32,13 @@ pub struct Tuning {
     pub fanout: usize,
     /// Keys a merge copies per step (one step after each commit, so this bounds the pause).
     pub merge_chunk: i64,
+    /// Memory for the live runs' leaf-hash filters ([`crate::leaf_index`]): 10 bits per
+    /// leaf hash, so the default covers about 26M entries; runs beyond it are probed.
+    pub leaf_filter_bytes: usize,
 }
+
+/// The default budget for leaf-hash filters.
+pub const LEAF_FILTER_BYTES: usize = 32 << 20;
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -37,6 +46,7 @@ impl Default for Tuning {
             flush_keys: 16_384,
             fanout: 8,
             merge_chunk: 8_192,
+            leaf_filter_bytes: LEAF_FILTER_BYTES,
         }
     }
 }
@@ -68,6 +78,7 @@ impl std::str::FromStr for Tuning {
             flush_keys: number("FLUSH_KEYS", flush)?,
             fanout: fanout as usize,
             merge_chunk: number("MERGE_CHUNK", chunk)?,
+            leaf_filter_bytes: LEAF_FILTER_BYTES,
         })
     }
 }
@@ -83,6 +94,8 @@ pub struct SearchRuns {
     // Set when a look found nothing to do: until the next flush is due, nothing can be (only
     // a flush makes new runs), so commits skip the look.
     idle: AtomicBool,
+    /// The live runs' leaf-hash filters.
+    pub leaf_filters: Arc<LeafFilters>,
 }
 
 impl SearchRuns {
@@ -92,6 +105,7 @@ impl SearchRuns {
             recent_keys: AtomicI64::new(recent_keys),
             added_since_upkeep: AtomicI64::new(0),
             idle: AtomicBool::new(false),
+            leaf_filters: Arc::new(LeafFilters::new(tuning.leaf_filter_bytes)),
         }
     }
 
@@ -522,6 +536,7 @@ mod tests {
         flush_keys: 10,
         fanout: 3,
         merge_chunk: 4,
+        leaf_filter_bytes: LEAF_FILTER_BYTES,
     };
 
     #[test]

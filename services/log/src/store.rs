@@ -16,6 +16,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Row, Sqlite, SqlitePool};
 
 use crate::engine::{StoredEntry, TreeHead};
+use crate::leaf_index;
 use crate::search_runs::{self, SearchRuns};
 
 #[derive(Debug, thiserror::Error)]
@@ -197,9 +198,14 @@ impl Store {
             .fetch_one(&pool)
             .await?;
         tokio::spawn(checkpoint_in_background(pool.clone()));
+        let runs = std::sync::Arc::new(SearchRuns::new(tuning, recent_keys));
+        tokio::spawn(leaf_index::keep_filters(
+            pool.clone(),
+            runs.leaf_filters.clone(),
+        ));
         Ok(Store {
             db: Db::Sqlite(pool),
-            search_runs: Some(std::sync::Arc::new(SearchRuns::new(tuning, recent_keys))),
+            search_runs: Some(runs),
             _lock: Some(std::sync::Arc::new(lock)),
         })
     }
@@ -410,7 +416,13 @@ impl Store {
                 // snapshot with the catalogue that names them.
                 let mut tx = pool.begin().await?;
                 let union = search_runs::union_over_live_tables(&mut tx, |t| {
-                    format!("SELECT key, idx FROM {t} WHERE log_id = $1 AND (key, idx) > ($2, $3)")
+                    // Leaf-hash keys are SQLite's own index, not search keys.
+                    format!(
+                        "SELECT key, idx FROM {t} WHERE log_id = $1 AND (key, idx) > ($2, $3) \
+                         AND NOT (key > x'{:02x}' AND key < x'{:02x}')",
+                        leaf_index::LEAF_TAG,
+                        leaf_index::LEAF_TAG + 1
+                    )
                 })
                 .await?;
                 let sql = format!("{union} ORDER BY 1, 2 LIMIT $4");
@@ -697,11 +709,39 @@ impl Store {
         log_id: i64,
         leaf_hash: &Hash,
     ) -> Result<Option<u64>, StoreError> {
-        with_db!(&self.db, pool => {
-            let row = sqlx::query("SELECT idx FROM entries WHERE log_id = $1 AND leaf_hash = $2")
-                .bind(log_id).bind(&leaf_hash[..]).fetch_optional(pool).await?;
-            Ok(row.map(|r| r.get::<i64, _>(0) as u64))
-        })
+        match &self.db {
+            Db::Postgres(pool) => {
+                let row =
+                    sqlx::query("SELECT idx FROM entries WHERE log_id = $1 AND leaf_hash = $2")
+                        .bind(log_id)
+                        .bind(&leaf_hash[..])
+                        .fetch_optional(pool)
+                        .await?;
+                Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+            }
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                let found =
+                    leaf_index::find(&mut conn, self.leaf_filters(), log_id, &[*leaf_hash]).await?;
+                Ok(found.first().map(|(_, idx)| *idx))
+            }
+        }
+    }
+
+    /// SQLite: the runs whose leaf-hash filter is built (for tests and operators' checks).
+    pub fn leaf_filter_runs(&self) -> Vec<i64> {
+        match &self.db {
+            Db::Sqlite(_) => self.leaf_filters().runs(),
+            Db::Postgres(_) => Vec::new(),
+        }
+    }
+
+    fn leaf_filters(&self) -> &leaf_index::LeafFilters {
+        &self
+            .search_runs
+            .as_ref()
+            .expect("SQLite stores have search runs")
+            .leaf_filters
     }
 
     /// One page of a search, newest first: entries below index `before` matched by at least
@@ -798,7 +838,9 @@ impl Store {
     ) -> Result<Vec<(Hash, u64)>, StoreError> {
         match writer {
             Writer::Postgres(conn) => postgres_existing_leaves(conn, log_id, hashes).await,
-            Writer::Sqlite(conn, _) => sqlite_existing_leaves(conn, log_id, hashes).await,
+            Writer::Sqlite(conn, runs) => {
+                Ok(leaf_index::find(conn, &runs.leaf_filters, log_id, hashes).await?)
+            }
         }
     }
 
@@ -817,7 +859,7 @@ impl Store {
         let Some(mut conn) = pool.try_acquire() else {
             return Ok(false);
         };
-        sqlite_existing_leaves(&mut conn, log_id, hashes).await?;
+        leaf_index::find(&mut conn, self.leaf_filters(), log_id, hashes).await?;
         Ok(true)
     }
 
@@ -841,7 +883,14 @@ impl Store {
     pub async fn maintain_indexes(writer: &mut Writer) -> Result<Option<&'static str>, StoreError> {
         match writer {
             Writer::Postgres(_) => Ok(None),
-            Writer::Sqlite(conn, runs) => Ok(search_runs::maintain(conn, runs).await?),
+            Writer::Sqlite(conn, runs) => {
+                let step = search_runs::maintain(conn, runs).await?;
+                if step.is_some() {
+                    // A flush or a merge's end makes a live run that needs a filter.
+                    runs.leaf_filters.wake();
+                }
+                Ok(step)
+            }
         }
     }
 }
@@ -949,10 +998,20 @@ async fn commit_batch_sqlite(
         }
         q.execute(&mut *tx).await?;
     }
+    // Each entry's leaf hash goes in with its search keys: the runs are SQLite's index of
+    // leaf hashes (module `leaf_index`).
     let keys: Vec<(Vec<u8>, u64)> = batch
         .entries
         .iter()
-        .flat_map(|e| e.index_keys.iter().map(move |k| (search_key(k), e.index)))
+        .flat_map(|e| {
+            e.index_keys
+                .iter()
+                .map(move |k| (search_key(k), e.index))
+                .chain(std::iter::once((
+                    leaf_index::leaf_key(&e.leaf_hash),
+                    e.index,
+                )))
+        })
         .collect();
     for chunk in keys.chunks(ROWS_PER_INSERT / 3) {
         let sql = values_sql(
@@ -1243,28 +1302,6 @@ async fn postgres_existing_leaves(
         .iter()
         .map(|r| Ok((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64)))
         .collect()
-}
-
-async fn sqlite_existing_leaves(
-    conn: &mut sqlx::SqliteConnection,
-    log_id: i64,
-    hashes: &[Hash],
-) -> Result<Vec<(Hash, u64)>, StoreError> {
-    let mut out = Vec::new();
-    for chunk in hashes.chunks(ROWS_PER_INSERT) {
-        let list = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "SELECT leaf_hash, idx FROM entries WHERE log_id = ? AND leaf_hash IN ({list})"
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(log_id);
-        for h in chunk {
-            q = q.bind(&h[..]);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            out.push((to_hash(&r.get::<Vec<u8>, _>(0))?, r.get::<i64, _>(1) as u64));
-        }
-    }
-    Ok(out)
 }
 
 fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use sigil_log::search_runs::Tuning;
+use sigil_log::search_runs::{LEAF_FILTER_BYTES, Tuning};
 use sigil_log::store::search_key;
 use sigil_log::{AppendOutcome, LogEngine, NewLeaf, Store};
 use sigil_proto::merkle::Hash;
@@ -16,6 +16,7 @@ const TUNING: Tuning = Tuning {
     flush_keys: 8,
     fanout: 3,
     merge_chunk: 5,
+    leaf_filter_bytes: LEAF_FILTER_BYTES,
 };
 
 /// The keys of entry `i`: a digest of its own, an identity shared by a fifth of the entries,
@@ -29,6 +30,15 @@ fn keys(i: u64) -> Vec<String> {
         format!("email:user{}@example.com", i % 5),
         format!("k:{i}"),
     ]
+}
+
+fn leaf(i: u64) -> NewLeaf {
+    NewLeaf {
+        leaf: format!("entry {i}").into_bytes(),
+        extra: vec![],
+        timestamp_ms: i,
+        index_keys: keys(i),
+    }
 }
 
 #[derive(Default)]
@@ -49,15 +59,7 @@ async fn append(
     for i in range {
         let engine = engine.clone();
         let fut = async move {
-            let out = engine
-                .append(NewLeaf {
-                    leaf: format!("entry {i}").into_bytes(),
-                    extra: vec![],
-                    timestamp_ms: i,
-                    index_keys: keys(i),
-                })
-                .await
-                .expect("append");
+            let out = engine.append(leaf(i)).await.expect("append");
             match out {
                 AppendOutcome::New(a) => (i, a.index, a.leaf_hash),
                 AppendOutcome::Duplicate { .. } => panic!("unexpected duplicate"),
@@ -143,6 +145,20 @@ async fn check(engine: &LogEngine, store: &Store, oracle: &Oracle) {
             "{key} and k:{i}"
         );
     }
+    // Every entry is found by its leaf hash, and appending it again is a duplicate at its index
+    // (the duplicate check reads the same runs as the lookup).
+    for &idx in oracle.by_i.values() {
+        let lh = oracle.leaf_hashes[&idx];
+        assert_eq!(engine.index_of_leaf_hash(&lh).await.unwrap(), Some(idx));
+    }
+    for (&i, &idx) in oracle.by_i.iter().step_by(7) {
+        let again = engine.append(leaf(i)).await.unwrap();
+        assert!(
+            matches!(again, AppendOutcome::Duplicate { index } if index == idx),
+            "entry {i} appended again: {again:?}"
+        );
+    }
+    assert_eq!(engine.index_of_leaf_hash(&[7; 32]).await.unwrap(), None);
     // The ordered scan (what migrate-sqlite-to-postgres copies) sees every key once, in order.
     let mut scanned = Vec::new();
     let mut after = None;
@@ -275,6 +291,9 @@ async fn searches_over_runs_match_an_in_memory_index_across_a_restart_mid_merge(
         biggest >= TUNING.flush_keys * TUNING.fanout as i64 * TUNING.fanout as i64,
         "{runs:?}"
     );
+    // Once every run has its filter, lookups and duplicate checks still find every entry.
+    wait_for_filters(&store, dir.path()).await;
+    check(&engine, &store, &oracle).await;
     let recent: i64 = sqlx::query_scalar("SELECT count(*) FROM search_keys")
         .fetch_one(&mut conn)
         .await
@@ -296,6 +315,8 @@ async fn runs_stay_few_when_every_batch_outgrows_a_flush() {
         flush_keys: 16,
         fanout: 3,
         merge_chunk: 16,
+        // No memory for leaf-hash filters: every duplicate check probes every live run.
+        leaf_filter_bytes: 0,
     };
     let store = Store::open_sqlite_with(dir.path(), tuning).await.unwrap();
     let engine = LogEngine::open(store.clone(), "runs").await.unwrap();
@@ -324,5 +345,32 @@ async fn runs_stay_few_when_every_batch_outgrows_a_flush() {
             .await
             .unwrap();
         assert_eq!(found, vec![(idx, oracle.leaf_hashes[&idx])], "entry {i}");
+        let again = engine.append(leaf(i)).await.unwrap();
+        assert!(
+            matches!(again, AppendOutcome::Duplicate { index } if index == idx),
+            "entry {i} appended again: {again:?}"
+        );
     }
+    assert_eq!(
+        store.leaf_filter_runs(),
+        Vec::<i64>::new(),
+        "filters beyond the budget"
+    );
+}
+
+/// Waits until every live run has its leaf-hash filter (they are built in the background).
+async fn wait_for_filters(store: &Store, dir: &Path) {
+    for _ in 0..500 {
+        let live: Vec<i64> = catalogue(dir)
+            .await
+            .into_iter()
+            .filter(|(_, s)| s == "live")
+            .map(|(r, _)| r)
+            .collect();
+        if store.leaf_filter_runs() == live {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("leaf-hash filters never covered the live runs");
 }

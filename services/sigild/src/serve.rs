@@ -40,10 +40,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating data dir {}", args.data_dir.display()))?;
 
-    let store = match (args.database_url.as_deref(), args.search_runs) {
-        (None, Some(tuning)) => Store::open_sqlite_with(&args.data_dir, tuning).await,
-        (Some(_), Some(_)) => anyhow::bail!("--search-runs applies to SQLite only"),
-        (url, None) => Store::open(url, &args.data_dir).await,
+    let store = match args.database_url.as_deref() {
+        None => {
+            let mut tuning = args.search_runs.unwrap_or_default();
+            if let Some(mib) = args.leaf_filter_mib {
+                tuning.leaf_filter_bytes = mib.saturating_mul(1 << 20);
+            }
+            Store::open_sqlite_with(&args.data_dir, tuning).await
+        }
+        Some(_) if args.search_runs.is_some() => {
+            anyhow::bail!("--search-runs applies to SQLite only")
+        }
+        Some(_) if args.leaf_filter_mib.is_some() => {
+            anyhow::bail!("--leaf-filter-mib applies to SQLite only")
+        }
+        Some(url) => Store::open_postgres(url).await,
     }
     .context("opening storage")?;
     let cluster = match args.ha {
