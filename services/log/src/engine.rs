@@ -759,7 +759,8 @@ impl CleanRun {
 }
 
 /// The read-ahead's side of a log: where submitters send leaf hashes, and whether the
-/// leaf-hash index's pages are missing from the page cache (only then is it worth a query).
+/// pages the duplicate check reads are missing from the page cache (only then is it worth a
+/// query).
 struct ReadAhead {
     hints: mpsc::Sender<Hash>,
     index_cold: Arc<AtomicBool>,
@@ -767,15 +768,16 @@ struct ReadAhead {
 
 /// Looks up, on a reader connection, the leaf hashes of submissions as they arrive, ahead of
 /// the writer, and throws the answers away (only the writer's look-up, inside its transaction,
-/// is safe to act on). What it buys is the pages of the leaf-hash index in the OS page cache
-/// by the time the writer checks for duplicates and inserts: that index is a B-tree over
-/// random keys (49 B per entry, 500 MB at 10M), hosts evict its rarely touched pages, and the
-/// one writer would otherwise wait on the disk for each new leaf while every submitter waits
-/// on the writer. This task waits instead, beside it.
+/// is safe to act on). What it buys is the pages the writer's duplicate check reads in the OS
+/// page cache by the time it asks: on SQLite the run pages a leaf hash's probes land on
+/// (`leaf_index`; before leaf hashes moved into the runs, a B-tree over random keys of 500 MB
+/// at 10M), which hosts evict when rarely touched, and the one writer would otherwise wait on
+/// the disk for each while every submitter waits on the writer. This task waits instead,
+/// beside it.
 ///
 /// It runs only while look-ups go to the disk: the writer turns it on when its own look-up
 /// read the disk, and it turns itself off after READ_AHEAD_UNTIL_CLEAN hashes found without
-/// one. On a cached index its queries only take CPU from the requests (a version that always
+/// one. On a cached log its queries only take CPU from the requests (a version that always
 /// read ahead wrote 5-10 % slower on a cached log). Submissions it has not reached are read by
 /// the writer, as without it. PostgreSQL, with its own buffers, runs without it.
 async fn read_ahead(

@@ -211,62 +211,105 @@ async fn build_next(pool: &SqlitePool, filters: &LeafFilters) -> Result<bool, sq
         .fetch_all(&mut *conn)
         .await?;
     for &run in live.iter().filter(|r| !have.contains(r)) {
-        let cached = filters
-            .counted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&run)
-            .copied();
-        let count = match cached {
-            Some(n) => n,
-            None => {
-                let n = count_leaf_keys(&mut conn, run, &logs).await?;
+        match filter_within_budget(&mut conn, filters, run, &logs, used).await {
+            Ok(None) => continue,
+            Ok(Some(filter)) => {
                 filters
-                    .counted
-                    .lock()
+                    .built
+                    .write()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(run, n);
-                n
+                    .insert(run, Arc::new(filter));
             }
-        };
-        if used + LeafFilter::bytes_for(count) > filters.budget_bytes {
-            continue;
-        }
-        let mut filter = LeafFilter::with_capacity(count);
-        let table = search_runs::table(run);
-        for &log in &logs {
-            let mut after = vec![LEAF_TAG];
-            loop {
-                let keys: Vec<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT key FROM {table} WHERE log_id = ?1 AND key > ?2 AND key < ?3 \
-                     ORDER BY key LIMIT ?4"
-                )))
-                .persistent(false)
-                .bind(log)
-                .bind(&after[..])
-                .bind(&[LEAF_TAG + 1][..])
-                .bind(BUILD_PAGE)
-                .fetch_all(&mut *conn)
-                .await?;
-                for key in &keys {
-                    if let Some(hash) = key.get(1..).and_then(|h| <&Hash>::try_from(h).ok()) {
-                        filter.insert(hash);
-                    }
+            // A merge may have made the run dead, and a drop removed its table, meanwhile:
+            // nothing to build then. Anything else is a real failure.
+            Err(e) => {
+                if is_live(&mut conn, run).await? {
+                    return Err(e);
                 }
-                match keys.last() {
-                    Some(last) if keys.len() as i64 == BUILD_PAGE => after = last.clone(),
-                    _ => break,
-                }
+                tracing::debug!(run, error = %e, "leaf-hash filter for a run gone meanwhile");
             }
         }
-        filters
-            .built
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run, Arc::new(filter));
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The run's filter, or None if it would not fit beside `used` bytes of filters.
+async fn filter_within_budget(
+    conn: &mut SqliteConnection,
+    filters: &LeafFilters,
+    run: i64,
+    logs: &[i64],
+    used: usize,
+) -> Result<Option<LeafFilter>, sqlx::Error> {
+    let cached = filters
+        .counted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&run)
+        .copied();
+    let count = match cached {
+        Some(n) => n,
+        None => {
+            let n = count_leaf_keys(&mut *conn, run, logs).await?;
+            filters
+                .counted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(run, n);
+            n
+        }
+    };
+    if used + LeafFilter::bytes_for(count) > filters.budget_bytes {
+        return Ok(None);
+    }
+    Ok(Some(build(conn, run, count, logs).await?))
+}
+
+async fn is_live(conn: &mut SqliteConnection, run: i64) -> Result<bool, sqlx::Error> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM search_runs WHERE run = ?1 AND state = 'live'")
+            .bind(run)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(n > 0)
+}
+
+/// Reads a run's leaf hashes, log by log, in pages, into a filter sized for `count`.
+async fn build(
+    conn: &mut SqliteConnection,
+    run: i64,
+    count: usize,
+    logs: &[i64],
+) -> Result<LeafFilter, sqlx::Error> {
+    let mut filter = LeafFilter::with_capacity(count);
+    let table = search_runs::table(run);
+    for &log in logs {
+        let mut after = vec![LEAF_TAG];
+        loop {
+            let keys: Vec<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT key FROM {table} WHERE log_id = ?1 AND key > ?2 AND key < ?3 \
+                     ORDER BY key LIMIT ?4"
+            )))
+            .persistent(false)
+            .bind(log)
+            .bind(&after[..])
+            .bind(&[LEAF_TAG + 1][..])
+            .bind(BUILD_PAGE)
+            .fetch_all(&mut *conn)
+            .await?;
+            for key in &keys {
+                if let Some(hash) = key.get(1..).and_then(|h| <&Hash>::try_from(h).ok()) {
+                    filter.insert(hash);
+                }
+            }
+            match keys.last() {
+                Some(last) if keys.len() as i64 == BUILD_PAGE => after = last.clone(),
+                _ => break,
+            }
+        }
+    }
+    Ok(filter)
 }
 
 async fn count_leaf_keys(
