@@ -24,16 +24,14 @@ pub struct LeafFilter {
 impl LeafFilter {
     /// An empty filter sized for `hashes` leaf hashes.
     pub fn with_capacity(hashes: usize) -> LeafFilter {
-        let bits = hashes.saturating_mul(BITS_PER_HASH);
-        let blocks = bits.div_ceil(BLOCK_WORDS * 64).max(1);
         LeafFilter {
-            blocks: vec![[0; BLOCK_WORDS]; blocks],
+            blocks: vec![[0; BLOCK_WORDS]; blocks_for(hashes)],
         }
     }
 
     /// What a filter for `hashes` leaf hashes takes in memory.
     pub fn bytes_for(hashes: usize) -> usize {
-        LeafFilter::with_capacity(hashes).bytes()
+        blocks_for(hashes) * BLOCK_WORDS * 8
     }
 
     pub fn bytes(&self) -> usize {
@@ -58,6 +56,11 @@ impl LeafFilter {
         // Multiply-shift maps x onto 0..len without the bias of a modulo.
         ((x as u128 * self.blocks.len() as u128) >> 64) as usize
     }
+}
+
+fn blocks_for(hashes: usize) -> usize {
+    let bits = hashes.saturating_mul(BITS_PER_HASH);
+    bits.div_ceil(BLOCK_WORDS * 64).max(1)
 }
 
 /// The bit positions within a block that `hash` sets (bytes 8..16 of the hash, 9 bits each).
