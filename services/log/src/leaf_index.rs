@@ -119,10 +119,7 @@ pub async fn find(
         return Ok(Vec::new());
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let runs: Vec<i64> =
-        sqlx::query_scalar("SELECT run FROM search_runs WHERE state = 'live' ORDER BY run")
-            .fetch_all(&mut *tx)
-            .await?;
+    let runs = search_runs::live_runs(&mut tx).await?;
     let mut found = Vec::new();
     for chunk in hashes.chunks(HASHES_PER_LOOKUP) {
         let plan = {

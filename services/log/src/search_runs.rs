@@ -240,13 +240,16 @@ pub fn table(run: i64) -> String {
 /// Where lookups read: `search_keys` and every live run. Run it inside the read transaction
 /// that also runs the lookup, so a concurrent flush, merge or drop is seen whole.
 async fn live_tables(conn: &mut SqliteConnection) -> Result<Vec<String>, sqlx::Error> {
-    let runs: Vec<i64> =
-        sqlx::query_scalar("SELECT run FROM search_runs WHERE state = 'live' ORDER BY run")
-            .fetch_all(&mut *conn)
-            .await?;
     let mut tables = vec!["search_keys".to_string()];
-    tables.extend(runs.into_iter().map(table));
+    tables.extend(live_runs(conn).await?.into_iter().map(table));
     Ok(tables)
+}
+
+/// The live runs, oldest first; same snapshot rule as [`live_tables`].
+pub async fn live_runs(conn: &mut SqliteConnection) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT run FROM search_runs WHERE state = 'live' ORDER BY run")
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// One `SELECT` per table where lookups read (`arm` writes it for a table name), joined with
