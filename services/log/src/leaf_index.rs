@@ -7,19 +7,22 @@
 //! path in sorted runs with the other keys ([`crate::search_runs`]). A lookup reads
 //! `search_keys` and each live run; to keep the duplicate check from probing every run for
 //! every hash, each immutable live run gets a [`LeafFilter`], built in the background on a
-//! reader connection, within a fixed memory budget. A run without a filter (not built yet, or
-//! beyond the budget) is probed for every hash: slower, never wrong.
+//! reader connection into a file of the data directory's `leaf-filters/` (files, not memory:
+//! they grow with the log). A run without a filter (not built yet) is probed for every hash:
+//! slower, never wrong. The files are rebuilt at every start-up, so none can outlive the run
+//! it was built from, whatever happened to the database meanwhile (a restore, a crash).
 //!
 //! PostgreSQL keeps its unique index on `entries (log_id, leaf_hash)`.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use sigil_proto::merkle::Hash;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use crate::leaf_filter::LeafFilter;
+use crate::leaf_filter::{self, LeafFilter};
 use crate::search_runs;
 
 /// The tag byte of a leaf-hash key. Search keys made from text always start with an ASCII
@@ -29,8 +32,9 @@ pub const LEAF_TAG: u8 = 6;
 
 /// Leaf hashes looked up per statement: each is bound once and referred to by number.
 const HASHES_PER_LOOKUP: usize = 500;
-/// Keys a filter build reads per statement (each its own snapshot; runs never change).
-const BUILD_PAGE: i64 = 65_536;
+/// Keys a filter build reads per statement (each its own snapshot; runs never change). Small,
+/// so that the build's allocations stay below what the process holds anyway.
+const BUILD_PAGE: i64 = 8_192;
 
 /// The search key under which an entry's leaf hash is stored.
 pub fn leaf_key(hash: &Hash) -> Vec<u8> {
@@ -43,7 +47,8 @@ pub fn leaf_key(hash: &Hash) -> Vec<u8> {
 /// The filters of the live runs, shared by every log's writer and the readers.
 #[derive(Debug)]
 pub struct LeafFilters {
-    budget_bytes: usize,
+    dir: PathBuf,
+    budget_bytes: u64,
     built: RwLock<HashMap<i64, Arc<LeafFilter>>>,
     // Leaf hashes per run, once counted: a run beyond the budget is counted once, not at
     // every wake.
@@ -52,17 +57,26 @@ pub struct LeafFilters {
 }
 
 impl LeafFilters {
-    pub fn new(budget_bytes: usize) -> LeafFilters {
-        LeafFilters {
+    /// Filters kept in files under `dir`, at most `budget_bytes` of them. Whatever `dir`
+    /// holds is removed: files from an earlier process describe runs as they were then.
+    pub fn new(dir: &Path, budget_bytes: u64) -> std::io::Result<LeafFilters> {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(dir)?;
+        Ok(LeafFilters {
+            dir: dir.to_path_buf(),
             budget_bytes,
             built: RwLock::new(HashMap::new()),
             counted: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
-        }
+        })
     }
 
-    /// Memory the built filters take.
-    pub fn bytes(&self) -> usize {
+    /// Disk the built filters take.
+    pub fn bytes(&self) -> u64 {
         read(&self.built).values().map(|f| f.bytes()).sum()
     }
 
@@ -79,10 +93,18 @@ impl LeafFilters {
     }
 }
 
+// A panic while holding one of these locks leaves a map that is still whole (inserts and
+// removes are single calls), so poisoning is ignored.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // A panic while holding the lock leaves a map that is still whole (inserts and removes
-    // are single calls), so poisoning is ignored.
     lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Which of `hashes` (by position) to look for in each table: every hash in `search_keys`,
@@ -157,9 +179,9 @@ pub async fn find(
     Ok(found)
 }
 
-/// Builds filters for live runs as they appear and forgets those of runs gone, until the
+/// Builds filters for live runs as they appear and removes those of runs gone, until the
 /// pool closes. Smallest runs first: a filter saves one probe per hash whatever its run's
-/// size, so the budget covers the most runs that way.
+/// size, so the soonest and, within a budget, the most runs are covered that way.
 pub async fn keep_filters(pool: SqlitePool, filters: Arc<LeafFilters>) {
     loop {
         match build_next(&pool, &filters).await {
@@ -190,17 +212,9 @@ async fn build_next(pool: &SqlitePool, filters: &LeafFilters) -> Result<bool, sq
             .fetch_all(&mut *conn)
             .await?;
     // Run numbers are never reused (the catalogue's key is AUTOINCREMENT), so a filter stays
-    // right for as long as its run is live.
-    filters
-        .built
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|run, _| live.contains(run));
-    filters
-        .counted
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|run, _| live.contains(run));
+    // right for as long as its run is live. Dropping one removes its file.
+    write(&filters.built).retain(|run, _| live.contains(run));
+    lock(&filters.counted).retain(|run, _| live.contains(run));
     let used = filters.bytes();
     let have = filters.runs();
     publish(&live, &have, used);
@@ -211,11 +225,7 @@ async fn build_next(pool: &SqlitePool, filters: &LeafFilters) -> Result<bool, sq
         match filter_within_budget(&mut conn, filters, run, &logs, used).await {
             Ok(None) => continue,
             Ok(Some(filter)) => {
-                filters
-                    .built
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(run, Arc::new(filter));
+                write(&filters.built).insert(run, Arc::new(filter));
             }
             // A merge may have made the run dead, and a drop removed its table, meanwhile:
             // nothing to build then. Anything else is a real failure.
@@ -237,30 +247,22 @@ async fn filter_within_budget(
     filters: &LeafFilters,
     run: i64,
     logs: &[i64],
-    used: usize,
+    used: u64,
 ) -> Result<Option<LeafFilter>, sqlx::Error> {
-    let cached = filters
-        .counted
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&run)
-        .copied();
+    let cached = lock(&filters.counted).get(&run).copied();
     let count = match cached {
         Some(n) => n,
         None => {
             let n = count_leaf_keys(&mut *conn, run, logs).await?;
-            filters
-                .counted
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(run, n);
+            lock(&filters.counted).insert(run, n);
             n
         }
     };
-    if used + LeafFilter::bytes_for(count) > filters.budget_bytes {
+    if used.saturating_add(LeafFilter::bytes_for(count)) > filters.budget_bytes {
         return Ok(None);
     }
-    Ok(Some(build(conn, run, count, logs).await?))
+    let path = filters.dir.join(format!("run-{run}"));
+    Ok(Some(build(conn, run, count, logs, &path).await?))
 }
 
 async fn is_live(conn: &mut SqliteConnection, run: i64) -> Result<bool, sqlx::Error> {
@@ -272,14 +274,16 @@ async fn is_live(conn: &mut SqliteConnection, run: i64) -> Result<bool, sqlx::Er
     Ok(n > 0)
 }
 
-/// Reads a run's leaf hashes, log by log, in pages, into a filter sized for `count`.
+/// Reads a run's leaf hashes, log by log (each log's in sorted order, as the builder wants
+/// them), in pages, into a filter at `path` sized for `count`.
 async fn build(
     conn: &mut SqliteConnection,
     run: i64,
     count: usize,
     logs: &[i64],
+    path: &Path,
 ) -> Result<LeafFilter, sqlx::Error> {
-    let mut filter = LeafFilter::with_capacity(count);
+    let mut filter = leaf_filter::Builder::create(path, count)?;
     let table = search_runs::table(run);
     for &log in logs {
         let mut after = vec![LEAF_TAG];
@@ -297,7 +301,7 @@ async fn build(
             .await?;
             for key in &keys {
                 if let Some(hash) = key.get(1..).and_then(|h| <&Hash>::try_from(h).ok()) {
-                    filter.insert(hash);
+                    filter.insert(hash)?;
                 }
             }
             match keys.last() {
@@ -306,7 +310,7 @@ async fn build(
             }
         }
     }
-    Ok(filter)
+    Ok(filter.finish()?)
 }
 
 async fn count_leaf_keys(
@@ -331,7 +335,7 @@ async fn count_leaf_keys(
     Ok(total)
 }
 
-fn publish(live: &[i64], have: &[i64], bytes: usize) {
+fn publish(live: &[i64], have: &[i64], bytes: u64) {
     metrics::gauge!("sigil_log_leaf_filter_bytes").set(bytes as f64);
     let without = live.iter().filter(|r| !have.contains(r)).count();
     metrics::gauge!("sigil_log_leaf_runs_unfiltered").set(without as f64);
@@ -363,8 +367,10 @@ mod tests {
 
     #[test]
     fn a_filtered_run_is_probed_only_for_what_its_filter_lets_through() {
-        let mut f = LeafFilter::with_capacity(10);
-        f.insert(&h(2));
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = leaf_filter::Builder::create(&dir.path().join("f"), 10).unwrap();
+        b.insert(&h(2)).unwrap();
+        let f = b.finish().unwrap();
         let hashes = [h(1), h(2), h(3)];
         let plan = plan(&[4, 7], |run| (run == 4).then_some(&f), &hashes);
         assert_eq!(plan[0], ("search_keys".to_string(), vec![0, 1, 2]));
@@ -377,7 +383,11 @@ mod tests {
 
     #[test]
     fn a_run_whose_filter_passes_nothing_is_left_out() {
-        let f = LeafFilter::with_capacity(10);
+        let dir = tempfile::tempdir().unwrap();
+        let f = leaf_filter::Builder::create(&dir.path().join("f"), 10)
+            .unwrap()
+            .finish()
+            .unwrap();
         let plan = plan(&[4], |_| Some(&f), &[h(1)]);
         assert_eq!(plan.len(), 1);
     }

@@ -32,13 +32,14 @@ pub struct Tuning {
     pub fanout: usize,
     /// Keys a merge copies per step (one step after each commit, so this bounds the pause).
     pub merge_chunk: i64,
-    /// Memory for the live runs' leaf-hash filters ([`crate::leaf_index`]): 10 bits per
-    /// leaf hash, so the default covers about 26M entries; runs beyond it are probed.
-    pub leaf_filter_bytes: usize,
+    /// Disk for the live runs' leaf-hash filters ([`crate::leaf_index`]), 10 bits per leaf
+    /// hash; runs beyond it are probed for every hash. Tests set 0 to exercise that.
+    pub leaf_filter_bytes: u64,
 }
 
-/// The default budget for leaf-hash filters.
-pub const LEAF_FILTER_BYTES: usize = 32 << 20;
+/// The default budget for leaf-hash filters: none. They take 1.25 bytes per entry on disk
+/// beside the entry's 2.3 KB, and a run without one costs a probe per hash.
+pub const LEAF_FILTER_BYTES: u64 = u64::MAX;
 
 impl Default for Tuning {
     fn default() -> Self {
@@ -99,13 +100,13 @@ pub struct SearchRuns {
 }
 
 impl SearchRuns {
-    pub fn new(tuning: Tuning, recent_keys: i64) -> SearchRuns {
+    pub fn new(tuning: Tuning, recent_keys: i64, leaf_filters: LeafFilters) -> SearchRuns {
         SearchRuns {
             tuning,
             recent_keys: AtomicI64::new(recent_keys),
             added_since_upkeep: AtomicI64::new(0),
             idle: AtomicBool::new(false),
-            leaf_filters: Arc::new(LeafFilters::new(tuning.leaf_filter_bytes)),
+            leaf_filters: Arc::new(leaf_filters),
         }
     }
 

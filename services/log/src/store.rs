@@ -36,6 +36,11 @@ pub enum StoreError {
     },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("cannot prepare {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A connection pool for reads plus, per log, a dedicated writer connection.
@@ -198,7 +203,15 @@ impl Store {
             .fetch_one(&pool)
             .await?;
         tokio::spawn(checkpoint_in_background(pool.clone()));
-        let runs = std::sync::Arc::new(SearchRuns::new(tuning, recent_keys));
+        // After the lock: no other process may be using the filters being cleared.
+        let filter_dir = data_dir.join("leaf-filters");
+        let filters = leaf_index::LeafFilters::new(&filter_dir, tuning.leaf_filter_bytes).map_err(
+            |source| StoreError::Dir {
+                path: filter_dir,
+                source,
+            },
+        )?;
+        let runs = std::sync::Arc::new(SearchRuns::new(tuning, recent_keys, filters));
         tokio::spawn(leaf_index::keep_filters(
             pool.clone(),
             runs.leaf_filters.clone(),

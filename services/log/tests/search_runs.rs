@@ -264,7 +264,14 @@ async fn searches_over_runs_match_an_in_memory_index_across_a_restart_mid_merge(
         store.close().await;
         next
     };
+    // Filter files describe runs as a process saw them; the next one must not trust any.
+    let filters = dir.path().join("leaf-filters");
+    std::fs::write(filters.join("run-999999"), [0u8; 64]).unwrap();
     let (store, engine) = open(dir.path()).await;
+    assert!(
+        !filters.join("run-999999").exists(),
+        "a filter file from the last process survived the start-up"
+    );
     check(&engine, &store, &oracle).await;
     let building: Vec<i64> = catalogue(dir.path())
         .await
@@ -368,6 +375,15 @@ async fn wait_for_filters(store: &Store, dir: &Path) {
             .map(|(r, _)| r)
             .collect();
         if store.leaf_filter_runs() == live {
+            // Each in a file of its own; those of runs gone are removed.
+            let mut files: Vec<String> = std::fs::read_dir(dir.join("leaf-filters"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            files.sort();
+            let mut want: Vec<String> = live.iter().map(|r| format!("run-{r}")).collect();
+            want.sort();
+            assert_eq!(files, want);
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

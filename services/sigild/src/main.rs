@@ -221,11 +221,6 @@ pub struct ServeArgs {
     /// flushes and merges happen every few entries, e.g. under kill -9.
     #[arg(long, hide = true, value_name = "FLUSH_KEYS,FANOUT,MERGE_CHUNK", value_parser = str::parse::<sigil_log::search_runs::Tuning>)]
     pub search_runs: Option<sigil_log::search_runs::Tuning>,
-    /// SQLite only: memory for the filters that spare the duplicate check most lookups of
-    /// leaf hashes, in MiB. 10 bits per entry: the default 32 covers about 26M entries;
-    /// beyond it writes slow down (each older part of the log is then searched directly).
-    #[arg(long, value_name = "MIB", env = "SIGIL_LEAF_FILTER_MIB")]
-    pub leaf_filter_mib: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {

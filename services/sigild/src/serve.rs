@@ -42,17 +42,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let store = match args.database_url.as_deref() {
         None => {
-            let mut tuning = args.search_runs.unwrap_or_default();
-            if let Some(mib) = args.leaf_filter_mib {
-                tuning.leaf_filter_bytes = mib.saturating_mul(1 << 20);
-            }
+            let tuning = args.search_runs.unwrap_or_default();
             Store::open_sqlite_with(&args.data_dir, tuning).await
         }
         Some(_) if args.search_runs.is_some() => {
             anyhow::bail!("--search-runs applies to SQLite only")
-        }
-        Some(_) if args.leaf_filter_mib.is_some() => {
-            anyhow::bail!("--leaf-filter-mib applies to SQLite only")
         }
         Some(url) => Store::open_postgres(url).await,
     }

@@ -501,13 +501,14 @@ async fn main() {
     if args.backend == "sqlite" && (args.data_dir.is_some() || args.preload > 0) {
         leaf_filters_ready(port, &server).await;
     }
+    // Every run says its memory, so that a large log's RSS can be set beside an empty one's.
+    println!(
+        "preloaded={} startup={:.0}ms rss_before_writes={:.1}MiB",
+        args.preload,
+        server.startup.as_secs_f64() * 1e3,
+        server.rss_mib()
+    );
     if args.preload > 0 {
-        println!(
-            "preloaded={} startup={:.0}ms rss_before_writes={:.1}MiB",
-            args.preload,
-            server.startup.as_secs_f64() * 1e3,
-            server.rss_mib()
-        );
         read_latencies(port, args.preload, args.reads.unwrap_or(5000)).await;
     } else if let Some(reads) = args.reads {
         let size = log_size(&reqwest::Client::new(), port)
@@ -530,9 +531,7 @@ async fn main() {
     if let Some(follower) = follower {
         follower.report(port).await;
     }
-    if args.preload > 0 {
-        println!("rss_after_writes={:.1}MiB", server.rss_mib());
-    }
+    println!("rss_after_writes={:.1}MiB", server.rss_mib());
     drop(server);
 }
 
