@@ -32,12 +32,12 @@ pub struct Tuning {
     pub fanout: usize,
     /// Keys a merge copies per step (one step after each commit, so this bounds the pause).
     pub merge_chunk: i64,
-    /// Disk for the live runs' leaf-hash filters ([`crate::leaf_index`]), 10 bits per leaf
+    /// Disk for the live runs' leaf-hash filters ([`crate::leaf_index`]), 16 bits per leaf
     /// hash; runs beyond it are probed for every hash. Tests set 0 to exercise that.
     pub leaf_filter_bytes: u64,
 }
 
-/// The default budget for leaf-hash filters: none. They take 1.25 bytes per entry on disk
+/// The default budget for leaf-hash filters: none. They take 2 bytes per entry on disk
 /// beside the entry's 2.3 KB, and a run without one costs a probe per hash.
 pub const LEAF_FILTER_BYTES: u64 = u64::MAX;
 
