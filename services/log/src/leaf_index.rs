@@ -142,12 +142,29 @@ pub async fn find(
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let runs = search_runs::live_runs(&mut tx).await?;
-    let mut found = Vec::new();
-    for chunk in hashes.chunks(HASHES_PER_LOOKUP) {
-        let plan = {
-            let built = read(&filters.built);
-            plan(&runs, |run| built.get(&run).map(|f| &**f), chunk)
+    // Filter blocks are read from files: microseconds from the page cache, but a block the
+    // kernel dropped is a disk read, and that must not stall a runtime thread.
+    let with_filters: Vec<(i64, Option<Arc<LeafFilter>>)> = {
+        let built = read(&filters.built);
+        runs.iter().map(|&r| (r, built.get(&r).cloned())).collect()
+    };
+    let owned = hashes.to_vec();
+    let plans = tokio::task::spawn_blocking(move || {
+        let filter_of = |run: i64| {
+            with_filters
+                .iter()
+                .find(|(r, _)| *r == run)
+                .and_then(|(_, f)| f.as_deref())
         };
+        owned
+            .chunks(HASHES_PER_LOOKUP)
+            .map(|chunk| plan(&runs, filter_of, chunk))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| sqlx::Error::Protocol(format!("probing leaf-hash filters: {e}")))?;
+    let mut found = Vec::new();
+    for (chunk, plan) in hashes.chunks(HASHES_PER_LOOKUP).zip(plans) {
         // ?1 is the log, ?(i + 2) the i-th hash's key: each bound once, named in every arm.
         let arms: Vec<String> = plan
             .iter()
