@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sigil_proto::merkle::Hash;
@@ -50,9 +50,6 @@ pub struct LeafFilters {
     dir: PathBuf,
     budget_bytes: u64,
     built: RwLock<HashMap<i64, Arc<LeafFilter>>>,
-    // Leaf hashes per run, once counted: a run beyond the budget is counted once, not at
-    // every wake.
-    counted: Mutex<HashMap<i64, usize>>,
     wake: tokio::sync::Notify,
 }
 
@@ -70,7 +67,6 @@ impl LeafFilters {
             dir: dir.to_path_buf(),
             budget_bytes,
             built: RwLock::new(HashMap::new()),
-            counted: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -93,7 +89,7 @@ impl LeafFilters {
     }
 }
 
-// A panic while holding one of these locks leaves a map that is still whole (inserts and
+// A panic while holding the lock leaves a map that is still whole (inserts and
 // removes are single calls), so poisoning is ignored.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|e| e.into_inner())
@@ -101,10 +97,6 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Which of `hashes` (by position) to look for in each table: every hash in `search_keys`,
@@ -231,7 +223,6 @@ async fn build_next(pool: &SqlitePool, filters: &LeafFilters) -> Result<bool, sq
     // Run numbers are never reused (the catalogue's key is AUTOINCREMENT), so a filter stays
     // right for as long as its run is live. Dropping one removes its file.
     write(&filters.built).retain(|run, _| live.contains(run));
-    lock(&filters.counted).retain(|run, _| live.contains(run));
     let used = filters.bytes();
     let have = filters.runs();
     publish(&live, &have, used);
@@ -266,15 +257,7 @@ async fn filter_within_budget(
     logs: &[i64],
     used: u64,
 ) -> Result<Option<LeafFilter>, sqlx::Error> {
-    let cached = lock(&filters.counted).get(&run).copied();
-    let count = match cached {
-        Some(n) => n,
-        None => {
-            let n = count_leaf_keys(&mut *conn, run, logs).await?;
-            lock(&filters.counted).insert(run, n);
-            n
-        }
-    };
+    let count = count_leaf_keys(&mut *conn, run, logs).await?;
     if used.saturating_add(LeafFilter::bytes_for(count)) > filters.budget_bytes {
         return Ok(None);
     }
